@@ -1,0 +1,242 @@
+"""The ``opencmr`` command line: a thin Typer layer over the library.
+
+Every command turns :class:`~opencmr.errors.OpenCMRError` into a one-line
+``error: <file>: <problem>`` on stderr and exit code 1; ``opencmr --debug
+COMMAND`` shows the traceback instead. Heavy imports happen inside commands.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from contextvars import ContextVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from opencmr import __version__
+from opencmr.errors import OpenCMRError
+
+app = typer.Typer(
+    name="opencmr",
+    help="Open deep-learning cardiac MRI analysis.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+_DEBUG: ContextVar[bool] = ContextVar("opencmr_debug", default=False)
+
+
+def _debug_enabled() -> bool:
+    return _DEBUG.get()
+
+
+def _user_errors(func: F) -> F:
+    """Report :class:`OpenCMRError` (and unexpected errors) in one line unless ``--debug``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except OpenCMRError as exc:
+            if _debug_enabled():
+                raise
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(code=130) from None
+        except Exception as exc:  # a bug or an input problem not yet anticipated
+            if _debug_enabled():
+                raise
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            err_console.print(
+                f"[bold red]error:[/] unexpected {type(exc).__name__}: {message} (run 'opencmr --debug ...' for details)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(code=1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"opencmr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Open deep-learning cardiac MRI analysis."""
+    _DEBUG.set(debug)
+
+
+StudyArg = Annotated[
+    Path,
+    typer.Argument(help="NIfTI file (3D/4D), ACDC patient folder, or folder of DICOM files.", show_default=False),
+]
+SeriesOpt = Annotated[
+    str | None,
+    typer.Option("--series", help="SeriesInstanceUID or SeriesNumber when a DICOM folder holds several cine series."),
+]
+
+
+@app.command()
+@_user_errors
+def info(
+    study: StudyArg,
+    labels: Annotated[Path | None, typer.Option("--labels", help="Label file for a NIfTI image.")] = None,
+    series: SeriesOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Describe a study: dimensions, spacing, frames, series found and metadata."""
+    from opencmr.io.describe import describe_study
+    from opencmr.io.read import read_study
+
+    with err_console.status(f"reading {study}"):
+        loaded = read_study(study, labels=labels, series=series)
+        series_found = None
+        if loaded.metadata.source_format == "dicom":
+            from opencmr.io.dicom import scan_dicom_folder
+
+            series_found = scan_dicom_folder(study)
+    summary = describe_study(loaded, series_found)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary['source']} ({summary['format']})", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    shape = summary["shape"]
+    spacing = summary["spacing_mm"]
+    table.add_row("frames x slices x rows x cols", f"{shape['frames']} x {shape['slices']} x {shape['rows']} x {shape['cols']}")
+    table.add_row(
+        "spacing (mm)",
+        f"slice {spacing['slice']:.3g}, row {spacing['row']:.3g}, col {spacing['col']:.3g}",
+    )
+    table.add_row("slice thickness (mm)", _fmt(summary["slice_thickness_mm"]))
+    table.add_row("frame numbers", _fmt_list(summary["frame_numbers"]))
+    if summary["frame_times_ms"] is not None:
+        table.add_row("frame times (ms)", _fmt_list([round(t, 1) for t in summary["frame_times_ms"]]))
+    table.add_row("labelled frames", _fmt_list(summary["labelled_frames"]) if summary["labelled_frames"] else "none")
+    table.add_row("intensity range", f"{summary['intensity']['min']:.4g} .. {summary['intensity']['max']:.4g}")
+    for key, value in summary["metadata"].items():
+        if value not in (None, [], "") and key not in ("source", "source_format", "notes"):
+            table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+    for note in summary["metadata"].get("notes") or []:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if summary.get("series"):
+        series_table = Table(title="DICOM series found")
+        for column in ("number", "description", "images", "positions x phases", "short-axis cine?"):
+            series_table.add_column(column)
+        for s in summary["series"]:
+            series_table.add_row(
+                str(s.get("series_number")),
+                str(s.get("description")),
+                str(s.get("n_images")),
+                f"{s.get('n_positions')} x {s.get('n_phases')}",
+                ("yes" if s.get("is_candidate") else "no") + f" ({s.get('reason')})",
+            )
+        console.print(series_table)
+
+
+def _fmt(value: object) -> str:
+    return "unknown" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _fmt_list(values: list[Any]) -> str:
+    text = ", ".join(str(v) for v in values)
+    return text if len(text) < 100 else text[:97] + "..."
+
+
+@app.command()
+@_user_errors
+def convert(
+    source: Annotated[Path, typer.Argument(help="DICOM folder (or any study opencmr reads).", show_default=False)],
+    output: Annotated[Path, typer.Argument(help="Output 4D NIfTI file (.nii or .nii.gz).", show_default=False)],
+    series: SeriesOpt = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+) -> None:
+    """Convert a cine study to one 4D NIfTI (x, y, slice, frame) in patient (RAS) coordinates."""
+    from opencmr.errors import OutputError
+    from opencmr.io._atomic import check_writable
+    from opencmr.io.nifti import is_nifti_path, write_study_nifti
+    from opencmr.io.read import read_study
+
+    if not is_nifti_path(output):
+        raise OutputError(output, "output must end in .nii or .nii.gz")
+    check_writable(output, overwrite)  # fail before the (slow) read
+    with err_console.status(f"reading {source}"):
+        study = read_study(source, series=series)
+    written = write_study_nifti(study, output, overwrite=overwrite)
+    s, r, c = study.spacing
+    console.print(
+        f"wrote {written}: {study.geometry.shape[2]} x {study.geometry.shape[1]} x {study.n_slices} x {study.n_frames} "
+        f"(x, y, slice, frame), spacing {c:.3g} x {r:.3g} x {s:.3g} mm",
+        highlight=False,
+    )
+
+
+@app.command()
+@_user_errors
+def phantom(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (ACDC-style patient folder).")],
+    group: Annotated[str, typer.Option("--group", help="NOR, DCM, HCM, MINF or RV.")] = "NOR",
+    dicom: Annotated[bool, typer.Option("--dicom", help="Also write a DICOM series (with decoy series).")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
+    frames: Annotated[int, typer.Option("--frames", min=2, help="Cardiac phases.")] = 20,
+    slices: Annotated[int, typer.Option("--slices", min=2, help="Short-axis slices.")] = 10,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder.")] = False,
+) -> None:
+    """Generate a synthetic short-axis cine study with known ground truth."""
+    from opencmr.errors import InputError
+    from opencmr.labels import DiagnosticGroup
+    from opencmr.phantom import PhantomConfig, make_phantom, write_phantom
+
+    try:
+        parsed = DiagnosticGroup.parse(group)
+    except ValueError as exc:
+        raise InputError("--group", str(exc)) from None
+    with err_console.status(f"generating {parsed.value} phantom"):
+        generated = make_phantom(PhantomConfig(group=parsed, n_frames=frames, n_slices=slices, seed=seed))
+        written = write_phantom(generated, out, dicom=dicom, overwrite=overwrite)
+    truth = generated.truth
+    console.print(f"wrote {parsed.value} phantom to {out} ({len(written)} outputs)", highlight=False)
+    console.print(
+        f"truth: LV EDV {truth.lv_edv_ml:.1f} mL, ESV {truth.lv_esv_ml:.1f} mL, EF {truth.lv_ef_percent:.1f} %; "
+        f"RV EDV {truth.rv_edv_ml:.1f} mL, EF {truth.rv_ef_percent:.1f} %; LV mass {truth.lv_mass_g:.1f} g",
+        highlight=False,
+    )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="opencmr")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

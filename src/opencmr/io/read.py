@@ -1,0 +1,70 @@
+"""One entry point that reads any study opencmr accepts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from opencmr.errors import InputError
+from opencmr.io.acdc import is_acdc_folder, read_acdc_folder
+from opencmr.io.nifti import is_nifti_path, read_nifti
+from opencmr.io.study import CineStudy
+
+__all__ = ["read_study"]
+
+
+def read_study(
+    path: str | os.PathLike[str],
+    *,
+    labels: str | os.PathLike[str] | None = None,
+    series: str | None = None,
+) -> CineStudy:
+    """Read a study from a NIfTI file, an ACDC patient folder or a DICOM folder.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        ``.nii``/``.nii.gz`` file (3D or 4D), ACDC patient folder (has
+        ``Info.cfg`` or ``*_frameFF.nii.gz``), or a folder of DICOM files.
+    labels : str or PathLike, optional
+        Label file for a NIfTI image (same frames as the image).
+    series : str, optional
+        SeriesInstanceUID or SeriesNumber choosing among several short-axis
+        cine series of a DICOM folder.
+
+    Raises
+    ------
+    InputError
+        If the path does not exist, its kind is not recognised, or the reader
+        for its kind rejects it.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "does not exist")
+    if p.is_file():
+        if is_nifti_path(p):
+            if series is not None:
+                raise InputError(p, "--series applies to DICOM folders only")
+            return read_nifti(p, labels=labels)
+        if _looks_like_dicom(p):
+            raise InputError(p, "is a single DICOM file; give the folder that holds the whole cine series")
+        raise InputError(p, "unrecognised file type (expected .nii, .nii.gz, an ACDC patient folder or a DICOM folder)")
+    if labels is not None:
+        raise InputError(p, "--labels applies to NIfTI files only (ACDC folders carry their _gt files)")
+    if is_acdc_folder(p):
+        if series is not None:
+            raise InputError(p, "--series applies to DICOM folders only")
+        return read_acdc_folder(p)
+    from opencmr.io.dicom import read_dicom_folder
+
+    return read_dicom_folder(p, series=series)
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    """DICOM Part 10 files carry ``DICM`` at byte 128."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
