@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from typer.testing import CliRunner
+
+from opencmr.cli import app
+from tests.io.test_acdc import make_patient
+
+runner = CliRunner()
+
+
+def test_info_acdc_folder_table_and_json(tmp_path: Path) -> None:
+    folder = make_patient(tmp_path)
+    result = runner.invoke(app, ["info", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "2 x 4 x 20 x 24" in result.output
+    assert "slice 10, row 1.5, col 1.5" in result.output
+    result = runner.invoke(app, ["info", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["format"] == "acdc"
+    assert summary["shape"] == {"frames": 2, "slices": 4, "rows": 20, "cols": 24}
+    assert summary["spacing_mm"] == {"slice": 10.0, "row": 1.5, "col": 1.5}
+    assert summary["metadata"]["ed_frame"] == 0 and summary["metadata"]["es_frame"] == 2
+    assert summary["metadata"]["group"] == "HCM"
+    assert summary["labelled_frames"] == [0, 2]
+
+
+def test_bad_input_is_one_line_with_nonzero_exit(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(tmp_path / "absent.nii.gz")])
+    assert result.exit_code == 1
+    assert "absent.nii.gz: does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_convert_refuses_non_nifti_output_and_existing_file(tmp_path: Path) -> None:
+    folder = make_patient(tmp_path)
+    result = runner.invoke(app, ["convert", str(folder), str(tmp_path / "out.txt")])
+    assert result.exit_code == 1 and "must end in .nii or .nii.gz" in result.output
+    existing = tmp_path / "exists.nii.gz"
+    existing.write_bytes(b"keep me")
+    result = runner.invoke(app, ["convert", str(folder), str(existing)])
+    assert result.exit_code == 1 and "already exists" in result.output
+    assert existing.read_bytes() == b"keep me"
+
+
+def test_convert_acdc_folder_to_4d_nifti(tmp_path: Path) -> None:
+    folder = make_patient(tmp_path)
+    out = tmp_path / "cine.nii.gz"
+    result = runner.invoke(app, ["convert", str(folder), str(out)])
+    assert result.exit_code == 0, result.output
+    img = nib.load(str(out))
+    assert img.shape == (24, 20, 4, 2)
+    np.testing.assert_allclose(img.affine, np.diag([1.5, 1.5, 10.0, 1.0]))
+
+
+def test_real_process_error_has_no_traceback_and_debug_shows_it(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.nii.gz"
+    bad.write_bytes(b"garbage" * 50)
+    command = [sys.executable, "-m", "opencmr.cli"]
+    plain = subprocess.run([*command, "info", str(bad)], capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 1
+    assert "broken.nii.gz: not a readable NIfTI file" in plain.stderr
+    assert "Traceback" not in plain.stderr + plain.stdout
+    assert len(plain.stderr.strip().splitlines()) == 1
+    debug = subprocess.run([*command, "--debug", "info", str(bad)], capture_output=True, text=True, timeout=120)
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
