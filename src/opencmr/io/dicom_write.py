@@ -190,11 +190,14 @@ def _base_dataset(ctx: _Context, series: _Series, instance_number: int) -> Datas
     return ds
 
 
-def _add_mr_module(ds: Dataset, series: _Series) -> None:
-    """MR Image Module attributes of a 2D gradient-echo (bSSFP-like) acquisition [1]_."""
+def _add_mr_module(ds: Dataset, series: _Series, *, gated: bool = True) -> None:
+    """MR Image Module attributes of a 2D gradient-echo (bSSFP-like) acquisition [1]_.
+
+    ``gated`` sets ScanOptions ``CG`` (cardiac gating), which makes TriggerTime required.
+    """
     ds.ScanningSequence = "GR"
     ds.SequenceVariant = "SS"
-    ds.ScanOptions = "CG"
+    ds.ScanOptions = "CG" if gated else ""
     ds.MRAcquisitionType = "2D"
     ds.SequenceName = "opencmr_bssfp"
     ds.AngioFlag = "N"
@@ -560,7 +563,7 @@ def write_dicom_localizer(
     items = []
     for i, (row_dir, col_dir) in enumerate(orientations):
         ds = _base_dataset(ctx, series, instance_number=i + 1)
-        _add_mr_module(ds, series)
+        _add_mr_module(ds, series, gated=False)
         _add_plane(ds, _centred_plane(centre, row_dir, col_dir, (size, size), spacing))
         _add_pixels(ds, pixels, 12)
         _add_window(ds, pixels)
