@@ -145,7 +145,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("intensity range", f"{summary['intensity']['min']:.4g} .. {summary['intensity']['max']:.4g}")
     for key, value in summary["metadata"].items():
         if value not in (None, [], "") and key not in ("source", "source_format", "notes"):
-            table.add_row(key.replace("_", " "), str(value))
+            label = key.replace("_", " ") + (" (0-based)" if key in ("ed_frame", "es_frame") else "")
+            table.add_row(label, str(value))
     console.print(table)
     for note in summary["metadata"].get("notes") or []:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
@@ -154,12 +155,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for column in ("number", "description", "images", "positions x phases", "short-axis cine?"):
             series_table.add_column(column)
         for s in summary["series"]:
+            grid = "-" if s.get("n_positions") is None else f"{s['n_positions']} x {s.get('n_phases')}"
             series_table.add_row(
-                str(s.get("series_number")),
-                str(s.get("description")),
+                _fmt(s.get("series_number")),
+                str(s.get("description") or ""),
                 str(s.get("n_images")),
-                f"{s.get('n_positions')} x {s.get('n_phases')}",
-                ("yes" if s.get("is_candidate") else "no") + f" ({s.get('reason')})",
+                grid,
+                "yes" if s.get("is_candidate") else f"no: {s.get('reason')}",
             )
         console.print(series_table)
 
