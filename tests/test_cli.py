@@ -71,3 +71,19 @@ def test_real_process_error_has_no_traceback_and_debug_shows_it(tmp_path: Path) 
     assert len(plain.stderr.strip().splitlines()) == 1
     debug = subprocess.run([*command, "--debug", "info", str(bad)], capture_output=True, text=True, timeout=120)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_info_nifti_cine_with_labels_per_frame(write_nifti) -> None:
+    from tests.conftest import blob_labels
+
+    shape = (24, 20, 4)
+    cine = write_nifti("cine.nii.gz", np.ones(shape + (3,), np.float32))
+    ed = write_nifti("ed.nii.gz", blob_labels(shape), dtype=np.uint8)
+    es = write_nifti("es.nii.gz", blob_labels(shape, shift=1), dtype=np.uint8)
+    result = runner.invoke(app, ["info", str(cine), "--labels", f"0={ed}", "--labels", f"2={es}", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["labelled_frames"] == [0, 2]
+    result = runner.invoke(app, ["info", str(cine), "--labels", str(ed), "--labels", str(es)])
+    assert result.exit_code == 1 and "FRAME=FILE" in result.output
+    result = runner.invoke(app, ["info", str(cine), "--labels", f"7={ed}"])
+    assert result.exit_code == 1 and "labels given for frames [7]" in result.output

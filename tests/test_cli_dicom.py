@@ -123,3 +123,16 @@ def test_phantom_command_writes_study_and_refuses_to_overwrite(tmp_path: Path) -
     assert (out / "truth.json").read_bytes() == before
     result = runner.invoke(app, ["phantom", "--group", "XYZ", "--out", str(tmp_path / "bad")])
     assert result.exit_code == 1 and "unknown diagnostic group" in result.output
+
+
+def test_reading_reports_progress(dicom_study) -> None:
+    from opencmr.io.read import read_study
+
+    phantom, dicom = dicom_study
+    calls: list[tuple[str, int, int]] = []
+    study = read_study(dicom, progress=lambda stage, done, total: calls.append((stage, done, total)))
+    headers = [c for c in calls if c[0] == "headers"]
+    pixels = [c for c in calls if c[0] == "pixels"]
+    assert headers[-1][1] == headers[-1][2] == len([p for p in dicom.rglob("*") if p.is_file()])
+    assert [c[1] for c in pixels] == list(range(1, 21)) and pixels[-1][2] == 20
+    np.testing.assert_array_equal(study.image, phantom.study.image)

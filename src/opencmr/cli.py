@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import sys
 from contextvars import ContextVar
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -90,6 +92,30 @@ def _root(
     _DEBUG.set(debug)
 
 
+@contextmanager
+def _file_progress(description: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A rich progress bar on stderr, driven by ``progress(stage, done, total)`` callbacks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    stages = {"headers": "reading headers", "pixels": "reading images"}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(f"{description}: {stages.get(stage, stage)}", total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
 StudyArg = Annotated[
     Path,
     typer.Argument(help="NIfTI file (3D/4D), ACDC patient folder, or folder of DICOM files.", show_default=False),
@@ -104,7 +130,13 @@ SeriesOpt = Annotated[
 @_user_errors
 def info(
     study: StudyArg,
-    labels: Annotated[Path | None, typer.Option("--labels", help="Label file for a NIfTI image.")] = None,
+    labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--labels",
+            help="Label file for a NIfTI image (same frames), or FRAME=FILE per labelled frame (0-based); repeatable.",
+        ),
+    ] = None,
     series: SeriesOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
@@ -112,18 +144,37 @@ def info(
     from opencmr.io.describe import describe_study
     from opencmr.io.read import read_study
 
-    with err_console.status(f"reading {study}"):
-        loaded = read_study(study, labels=labels, series=series)
-        series_found = None
-        if loaded.metadata.source_format == "dicom":
-            from opencmr.io.dicom import scan_dicom_folder
+    with _file_progress(str(study)) as progress:
+        loaded = read_study(study, labels=_parse_labels(labels), series=series, progress=progress)
+    series_found = None
+    if loaded.metadata.source_format == "dicom":
+        from opencmr.io.dicom import scan_dicom_folder
 
-            series_found = scan_dicom_folder(study)
+        series_found = scan_dicom_folder(study)
     summary = describe_study(loaded, series_found)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     _print_summary(summary)
+
+
+def _parse_labels(values: list[str] | None) -> Path | dict[int, Path] | None:
+    """``--labels FILE`` or ``--labels FRAME=FILE ...`` to what :func:`read_study` takes."""
+    from opencmr.errors import InputError
+
+    if not values:
+        return None
+    framed = [v.split("=", 1) for v in values if re.match(r"^\d+=", v)]
+    if not framed:
+        if len(values) > 1:
+            raise InputError("--labels", "several label files need a frame each: --labels FRAME=FILE")
+        return Path(values[0])
+    if len(framed) != len(values):
+        raise InputError("--labels", "give either one FILE or FRAME=FILE for every label file, not a mix")
+    mapping = {int(frame): Path(path) for frame, path in framed}
+    if len(mapping) != len(framed):
+        raise InputError("--labels", "the same frame is given twice")
+    return mapping
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -192,8 +243,8 @@ def convert(
     if not is_nifti_path(output):
         raise OutputError(output, "output must end in .nii or .nii.gz")
     check_writable(output, overwrite)  # fail before the (slow) read
-    with err_console.status(f"reading {source}"):
-        study = read_study(source, series=series)
+    with _file_progress(str(source)) as progress:
+        study = read_study(source, series=series, progress=progress)
     written = write_study_nifti(study, output, overwrite=overwrite)
     s, r, c = study.spacing
     console.print(

@@ -34,7 +34,7 @@ References
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,7 +47,10 @@ from pydicom.uid import UID
 from opencmr.errors import InputError
 from opencmr.io.study import CineStudy, Geometry, StudyMetadata
 
-__all__ = ["SeriesSummary", "read_dicom_folder", "scan_dicom_folder"]
+__all__ = ["ProgressCallback", "SeriesSummary", "read_dicom_folder", "scan_dicom_folder"]
+
+ProgressCallback = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)`` while files are read (stages ``"headers"``, ``"pixels"``)."""
 
 _POSITION_TOL_MM = 0.05
 """Images whose positions along the normal differ by less than this share a slice position."""
@@ -268,12 +271,15 @@ def _check_folder(folder: Path) -> Path:
     return folder
 
 
-def _scan(folder: Path) -> _Scan:
+def _scan(folder: Path, progress: ProgressCallback | None = None) -> _Scan:
     folder = _check_folder(folder)
     series: dict[str, list[_Header]] = {}
     n_not_dicom = 0
     n_not_image = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    paths = sorted(p for p in folder.rglob("*") if p.is_file())
+    for done, path in enumerate(paths, start=1):
+        if progress is not None:
+            progress("headers", done, len(paths))
         ds = _read_header(path)
         if ds is None:
             n_not_dicom += 1
@@ -633,7 +639,9 @@ def _metadata(scan: _Scan, stack: _Stack, ignored: list[SeriesSummary], extra_no
     )
 
 
-def read_dicom_folder(folder: Path, series: str | None = None) -> CineStudy:
+def read_dicom_folder(
+    folder: Path, series: str | None = None, progress: ProgressCallback | None = None
+) -> CineStudy:
     """Read the short-axis cine stack of a DICOM folder.
 
     Parameters
@@ -644,6 +652,8 @@ def read_dicom_folder(folder: Path, series: str | None = None) -> CineStudy:
     series : str, optional
         SeriesInstanceUID or SeriesNumber of the series to read; needed when
         the folder holds several short-axis cine candidates.
+    progress : callable, optional
+        ``progress(stage, done, total)``, called for every file read.
 
     Returns
     -------
@@ -675,12 +685,26 @@ def read_dicom_folder(folder: Path, series: str | None = None) -> CineStudy:
     >>> study.image.shape  # (frames, slices, rows, cols)  # doctest: +SKIP
     (25, 12, 208, 256)
     """
-    scan = _scan(folder)
+    scan = _scan(folder, progress)
     results = _analyse_all(scan)
     chosen = _select(scan.folder, results, series)
     summary, stack = results[chosen]
     assert stack is not None
-    image = np.stack([np.stack([_pixels(h) for h in images]) for images in stack.grid], axis=1)
+    n_files = sum(len(images) for images in stack.grid)
+
+    def pixels(header: _Header, done: int) -> np.ndarray:
+        if progress is not None:
+            progress("pixels", done, n_files)
+        return _pixels(header)
+
+    n_phases = len(stack.grid[0])
+    image = np.stack(
+        [
+            np.stack([pixels(h, s * n_phases + f + 1) for f, h in enumerate(images)])
+            for s, images in enumerate(stack.grid)
+        ],
+        axis=1,
+    )
     first = stack.grid[0][0]
     thickness = _float(first.dataset, "SliceThickness")
     geometry = Geometry(

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opencmr.errors import InputError
 from opencmr.io.acdc import is_acdc_folder, read_acdc_folder
 from opencmr.io.nifti import is_nifti_path, read_nifti
 from opencmr.io.study import CineStudy
+
+if TYPE_CHECKING:
+    from opencmr.io.dicom import ProgressCallback
 
 __all__ = ["read_study"]
 
@@ -16,8 +21,9 @@ __all__ = ["read_study"]
 def read_study(
     path: str | os.PathLike[str],
     *,
-    labels: str | os.PathLike[str] | None = None,
+    labels: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]] | None = None,
     series: str | None = None,
+    progress: ProgressCallback | None = None,
 ) -> CineStudy:
     """Read a study from a NIfTI file, an ACDC patient folder or a DICOM folder.
 
@@ -26,11 +32,14 @@ def read_study(
     path : str or PathLike
         ``.nii``/``.nii.gz`` file (3D or 4D), ACDC patient folder (has
         ``Info.cfg`` or ``*_frameFF.nii.gz``), or a folder of DICOM files.
-    labels : str or PathLike, optional
-        Label file for a NIfTI image (same frames as the image).
+    labels : str, PathLike or mapping of frame number to path, optional
+        Label file for a NIfTI image (same frames as the image), or one 3D
+        label file per labelled frame (see :func:`~opencmr.io.nifti.read_nifti`).
     series : str, optional
         SeriesInstanceUID or SeriesNumber choosing among several short-axis
         cine series of a DICOM folder.
+    progress : callable, optional
+        ``progress(stage, done, total)`` while the files of a DICOM folder are read.
 
     Raises
     ------
@@ -57,7 +66,7 @@ def read_study(
         return read_acdc_folder(p)
     from opencmr.io.dicom import read_dicom_folder
 
-    return read_dicom_folder(p, series=series)
+    return read_dicom_folder(p, series=series, progress=progress)
 
 
 def _looks_like_dicom(path: Path) -> bool:
