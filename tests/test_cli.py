@@ -51,13 +51,25 @@ def test_convert_refuses_non_nifti_output_and_existing_file(tmp_path: Path) -> N
 
 
 def test_convert_acdc_folder_to_4d_nifti(tmp_path: Path) -> None:
-    folder = make_patient(tmp_path)
+    folder = make_patient(tmp_path, with_4d=True)
     out = tmp_path / "cine.nii.gz"
     result = runner.invoke(app, ["convert", str(folder), str(out)])
     assert result.exit_code == 0, result.output
     img = nib.load(str(out))
-    assert img.shape == (24, 20, 4, 2)
+    assert img.shape == (24, 20, 4, 4)
     np.testing.assert_allclose(img.affine, np.diag([1.5, 1.5, 10.0, 1.0]))
+
+
+def test_convert_refuses_non_consecutive_frames_and_its_own_input(tmp_path: Path) -> None:
+    folder = make_patient(tmp_path)  # ED and ES only: frames 0 and 2
+    result = runner.invoke(app, ["convert", str(folder), str(tmp_path / "cine.nii.gz")])
+    assert result.exit_code == 1 and "holds only frames [0, 2]" in result.output
+    assert not (tmp_path / "cine.nii.gz").exists()
+    image = folder / "patient999_frame01.nii.gz"
+    before = image.read_bytes()
+    result = runner.invoke(app, ["convert", str(image), str(image), "--overwrite"])
+    assert result.exit_code == 1 and "is the input itself" in result.output
+    assert image.read_bytes() == before
 
 
 def test_real_process_error_has_no_traceback_and_debug_shows_it(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from opencmr.cli import app
+from opencmr.io.study import Geometry, LabelMap
 from opencmr.phantom import PhantomConfig, make_phantom, write_phantom
 
 runner = CliRunner()
@@ -22,6 +24,14 @@ runner = CliRunner()
 def dicom_study(tmp_path_factory: pytest.TempPathFactory):
     """A phantom DICOM export whose files are renamed at random and scattered over sub-folders."""
     phantom = make_phantom(PhantomConfig(group="HCM", n_frames=5, n_slices=4, matrix=(40, 48), seed=3))
+    # Non-square pixels (1.9 mm between rows, 1.6 mm between columns), so that a swap of DICOM's
+    # PixelSpacing (row spacing first) or of the row/column direction cosines cannot go unnoticed.
+    affine = np.array(phantom.study.geometry.affine)
+    affine[:3, 1] *= 1.9 / 1.6
+    geometry = Geometry(affine, phantom.study.geometry.shape, phantom.study.geometry.slice_thickness_mm)
+    labels = LabelMap(phantom.study.labels.data, geometry, phantom.study.labels.frame_numbers)
+    study = dataclasses.replace(phantom.study, geometry=geometry, labels=labels)
+    phantom = dataclasses.replace(phantom, study=study)
     root = tmp_path_factory.mktemp("phantom")
     written = write_phantom(phantom, root / "study", dicom=True)
     dicom = written["dicom"]
@@ -40,12 +50,12 @@ def test_info_on_dicom_folder_prints_dimensions_and_spacing(dicom_study) -> None
     result = runner.invoke(app, ["info", str(dicom)])
     assert result.exit_code == 0, result.output
     assert "5 x 4 x 40 x 48" in result.output
-    assert "slice 10, row 1.6, col 1.6" in result.output
+    assert "slice 10, row 1.9, col 1.6" in result.output
     assert "localizer" in result.output  # the decoy series is listed, and not taken
     summary = json.loads(runner.invoke(app, ["info", str(dicom), "--json"]).stdout)
     assert summary["format"] == "dicom"
     assert summary["shape"] == {"frames": 5, "slices": 4, "rows": 40, "cols": 48}
-    assert summary["spacing_mm"]["slice"] == pytest.approx(10.0)
+    assert summary["spacing_mm"] == pytest.approx({"slice": 10.0, "row": 1.9, "col": 1.6})
     assert summary["slice_thickness_mm"] == pytest.approx(8.0)
     assert summary["frame_times_ms"] == pytest.approx([0, 200, 400, 600, 800])
     assert sum(s["is_candidate"] for s in summary["series"]) == 1
@@ -80,8 +90,13 @@ def test_convert_gives_4d_nifti_in_ras_with_frames_in_time_order(dicom_study, tm
         assert abs(index[2] - slice_index) < 1e-3
         frame = int(round(float(ds.TriggerTime) / 200.0))
         np.testing.assert_array_equal(data[:, :, slice_index, frame].T, ds.pixel_array)
-        row_dir = np.array([float(v) for v in ds.ImageOrientationPatient[:3]]) * np.array([-1.0, -1.0, 1.0])
-        np.testing.assert_allclose(img.affine[:3, 0] / np.linalg.norm(img.affine[:3, 0]), row_dir, atol=1e-5)
+        flip = np.array([-1.0, -1.0, 1.0])
+        row_dir = np.array([float(v) for v in ds.ImageOrientationPatient[:3]]) * flip
+        col_dir = np.array([float(v) for v in ds.ImageOrientationPatient[3:]]) * flip
+        row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+        assert (row_spacing, col_spacing) == pytest.approx((1.9, 1.6))  # PS3.3 C.7.6.2.1.1: between rows first
+        np.testing.assert_allclose(img.affine[:3, 0], col_spacing * row_dir, atol=1e-4)  # along a row
+        np.testing.assert_allclose(img.affine[:3, 1], row_spacing * col_dir, atol=1e-4)  # down a column
         checked += 1
     assert checked == 20
 

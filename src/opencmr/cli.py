@@ -58,6 +58,12 @@ def _user_errors(func: F) -> F:
                 raise
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
+        except OSError as exc:  # permissions, full disk, ... on a path the user gave
+            if _debug_enabled():
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(code=130) from None
@@ -235,7 +241,7 @@ def convert(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
     """Convert a cine study to one 4D NIfTI (x, y, slice, frame) in patient (RAS) coordinates."""
-    from opencmr.errors import OutputError
+    from opencmr.errors import InputError, OutputError
     from opencmr.io._atomic import check_writable
     from opencmr.io.nifti import is_nifti_path, write_study_nifti
     from opencmr.io.read import read_study
@@ -243,8 +249,17 @@ def convert(
     if not is_nifti_path(output):
         raise OutputError(output, "output must end in .nii or .nii.gz")
     check_writable(output, overwrite)  # fail before the (slow) read
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise OutputError(output, "is the input itself; choose another output file")
     with _file_progress(str(source)) as progress:
         study = read_study(source, series=series, progress=progress)
+    assert study.frame_numbers is not None
+    if study.frame_numbers != tuple(range(study.frame_numbers[0], study.frame_numbers[0] + study.n_frames)):
+        raise InputError(
+            source,
+            f"holds only frames {list(study.frame_numbers)} of the cine, not consecutive frames; "
+            "a 4D NIfTI would present them as a continuous cine",
+        )
     written = write_study_nifti(study, output, overwrite=overwrite)
     s, r, c = study.spacing
     console.print(

@@ -38,3 +38,10 @@ class OutputError(OpenCMRError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def describe_exception(exc: BaseException, limit: int = 200) -> str:
+    """``"TypeName: first line of the message"``, for wrapping a library's error in a one-line message."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text[:limit]

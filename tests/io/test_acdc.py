@@ -26,9 +26,9 @@ def make_patient(root: Path, with_4d: bool = False, info: str = INFO) -> Path:
         image = labels.astype(np.float32) / 3.0 + f
         nib.save(nib.Nifti1Image(image, affine), str(folder / f"patient999_frame{f:02d}.nii.gz"))
         nib.save(nib.Nifti1Image(labels, affine), str(folder / f"patient999_frame{f:02d}_gt.nii.gz"))
-    if with_4d:
-        cine = np.stack([np.full(SHAPE, t, np.float32) for t in range(4)], axis=-1)
-        nib.save(nib.Nifti1Image(cine, affine), str(folder / "patient999_4d.nii.gz"))
+    if with_4d:  # frame t (0-based) of the cine is file frame t + 1
+        cine = np.stack([frames.get(t + 1, blob_labels(SHAPE)) / 3.0 + t + 1 for t in range(4)], axis=-1)
+        nib.save(nib.Nifti1Image(cine.astype(np.float32), affine), str(folder / "patient999_4d.nii.gz"))
     return folder
 
 
@@ -50,7 +50,24 @@ def test_folder_with_4d_holds_every_frame(tmp_path: Path) -> None:
     assert study.image.shape == (4, 4, 20, 24)
     assert study.frame_numbers == (0, 1, 2, 3)
     assert study.labels is not None and study.labels.frame_numbers == (0, 2)
-    assert float(study.frame(1).mean()) == 1.0
+    assert float(study.frame(1).min()) == 2.0
+
+
+def test_frame_file_inconsistent_with_4d_is_rejected(tmp_path: Path) -> None:
+    folder = make_patient(tmp_path, with_4d=True)
+    image = folder / "patient999_frame03.nii.gz"
+    nib.save(nib.Nifti1Image(blob_labels(SHAPE) / 3.0 + 2.0, np.diag([1.5, 1.5, 10.0, 1.0])), str(image))
+    with pytest.raises(InputError, match=r"patient999_frame03\.nii\.gz: image differs from frame 3 of the 4D"):
+        read_acdc_folder(folder)
+
+
+def test_ed_es_must_name_frames_that_are_present(tmp_path: Path) -> None:
+    folder = make_patient(tmp_path, info="ED: 1\nES: 2\n")
+    with pytest.raises(InputError, match=r"Info\.cfg: ES is frame 2, but the folder holds frames 1, 3"):
+        read_acdc_folder(folder)
+    (folder / "Info.cfg").write_text("")
+    with pytest.raises(InputError, match=r"Info\.cfg: gives no ED or no ES frame"):
+        read_acdc_folder(folder)
 
 
 def test_info_cfg_parsing_and_errors(tmp_path: Path) -> None:
@@ -79,7 +96,7 @@ def test_bad_acdc_folders(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no ACDC images found"):
         read_acdc_folder(empty)
     folder = make_patient(tmp_path, info="ED: 1\nES: 9\nNbFrame: 4\n")
-    with pytest.raises(InputError, match="ES frame 9 is beyond the 4 frames"):
+    with pytest.raises(InputError, match="ES is frame 9, but the folder holds frames 1, 3"):
         read_acdc_folder(folder)
 
 

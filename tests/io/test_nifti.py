@@ -171,3 +171,24 @@ def test_label_values_outside_convention(write_nifti) -> None:
         read_nifti(image, labels=write_nifti("gt.nii.gz", labels, dtype=np.uint8))
     with pytest.raises(InputError, match=r"float_gt\.nii\.gz: label values are not integers"):
         read_nifti(image, labels=write_nifti("float_gt.nii.gz", np.full(SHAPE, 0.5, np.float32)))
+
+
+def test_outputs_get_normal_permissions_not_the_temporary_private_mode(write_nifti, tmp_path: Path) -> None:
+    import os
+
+    study = read_nifti(write_nifti("img.nii.gz", np.ones(SHAPE, np.float32)))
+    out = write_study_nifti(study, tmp_path / "out.nii.gz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+    os.chmod(out, 0o640)
+    write_study_nifti(study, out, overwrite=True)
+    assert out.stat().st_mode & 0o777 == 0o640
+
+
+def test_unwritable_output_location_is_a_clear_error(write_nifti, tmp_path: Path) -> None:
+    study = read_nifti(write_nifti("img.nii.gz", np.ones(SHAPE, np.float32)))
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match=r"afile/out\.nii\.gz: cannot be written"):
+        write_study_nifti(study, blocker / "out.nii.gz")

@@ -67,15 +67,33 @@ def test_writes_an_acdc_folder_that_reads_back(phantom: Phantom, tmp_path: Path)
     np.testing.assert_array_equal(study.image, phantom.study.image)
 
 
-def test_refuses_a_non_empty_folder_unless_overwrite(phantom: Phantom, tmp_path: Path) -> None:
+def test_refuses_a_non_empty_folder_and_never_deletes_user_files(phantom: Phantom, tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("keep me")
-    with pytest.raises(OutputError):
+    with pytest.raises(OutputError, match="already contains files"):
         write_phantom(phantom, tmp_path)
-    write_phantom(phantom, tmp_path, overwrite=True)
+    with pytest.raises(OutputError, match="did not write"):
+        write_phantom(phantom, tmp_path, overwrite=True)
     assert (tmp_path / "notes.txt").read_text() == "keep me"
-    assert (tmp_path / "Info.cfg").is_file()
-    with pytest.raises(OutputError):
+    assert not (tmp_path / "Info.cfg").exists()
+    with pytest.raises(OutputError, match="is a file"):
         write_phantom(phantom, tmp_path / "notes.txt")
+    out = tmp_path / "study"
+    write_phantom(phantom, out, dicom=True)
+    (out / "dicom" / "my_scan.dcm").write_bytes(b"user data")
+    with pytest.raises(OutputError, match="my_scan.dcm"):
+        write_phantom(phantom, out, dicom=True, overwrite=True)
+    assert (out / "dicom" / "my_scan.dcm").read_bytes() == b"user data"
+
+
+def test_overwrite_replaces_an_earlier_phantom_without_stale_files(phantom: Phantom, tmp_path: Path) -> None:
+    other = make_phantom(PhantomConfig(group="HCM", seed=1, n_frames=9, n_slices=3, matrix=(32, 32)))
+    write_phantom(other, tmp_path, dicom=True)
+    write_phantom(phantom, tmp_path, dicom=True, overwrite=True)
+    study = read_acdc_folder(tmp_path)
+    assert study.n_frames == 6 and study.metadata.group == phantom.study.metadata.group
+    frame_files = sorted(p.name for p in tmp_path.glob("phantom_frame*_gt.nii.gz"))
+    assert len(frame_files) == 2
+    assert len(list((tmp_path / "dicom").iterdir())) == 8 * 6 + 3 + 6
 
 
 def test_dicom_export_reads_back_as_the_same_cine(phantom: Phantom, tmp_path: Path) -> None:

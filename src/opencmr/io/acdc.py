@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from opencmr.errors import InputError
-from opencmr.io.nifti import load_nifti_array, read_label_file, read_nifti
-from opencmr.io.study import CineStudy, Geometry, LabelMap, StudyMetadata
+from opencmr.io.nifti import read_nifti
+from opencmr.io.study import CineStudy, LabelMap, StudyMetadata
 from opencmr.labels import DiagnosticGroup
 
 __all__ = ["AcdcInfo", "is_acdc_folder", "parse_info_cfg", "read_acdc_folder"]
@@ -162,6 +162,8 @@ def read_acdc_folder(folder: str | os.PathLike[str]) -> CineStudy:
     if any(f < 1 for f in [*images, *labels]):
         raise InputError(root, "frame numbers in ACDC file names are 1-based; found frame 00")
 
+    if info_path.is_file() and (info.ed is None or info.es is None):
+        raise InputError(info_path, "gives no ED or no ES frame (expected lines 'ED: <frame>' and 'ES: <frame>')")
     meta = StudyMetadata(
         source=root,
         source_format="acdc",
@@ -175,44 +177,49 @@ def read_acdc_folder(folder: str | os.PathLike[str]) -> CineStudy:
     )
     if four_d:
         study = read_nifti(four_d[0], labels={f - 1: path for f, path in labels.items()} or None, metadata=meta)
-        n_acquired = study.n_frames
+        _check_frames_match_cine(study, images)
+        if info.n_frames is not None and info.n_frames != study.n_frames:
+            raise InputError(info_path, f"NbFrame {info.n_frames} differs from the {study.n_frames} frames of {four_d[0].name}")
     else:
         study = _read_frame_files(images, labels, meta)
-        n_acquired = info.n_frames or max(images)
+    assert study.frame_numbers is not None
     for name, frame in (("ED", meta.ed_frame), ("ES", meta.es_frame)):
-        if frame is not None and frame >= n_acquired:
-            raise InputError(info_path, f"{name} frame {frame + 1} is beyond the {n_acquired} frames of the cine")
-    if info.n_frames is not None and four_d and info.n_frames != study.n_frames:
-        raise InputError(info_path, f"NbFrame {info.n_frames} differs from the {study.n_frames} frames of {four_d[0].name}")
+        if frame is not None and frame not in study.frame_numbers:
+            available = ", ".join(str(f + 1) for f in study.frame_numbers)
+            raise InputError(info_path, f"{name} is frame {frame + 1}, but the folder holds frames {available}")
     return study
+
+
+def _check_frames_match_cine(study: CineStudy, images: dict[int, Path]) -> None:
+    """Each ``frameFF`` image must be frame ``FF - 1`` of the 4D cine (same grid and intensities)."""
+    for frame, path in sorted(images.items()):
+        single = read_nifti(path)
+        if frame - 1 >= study.n_frames:
+            raise InputError(path, f"frame {frame} is beyond the {study.n_frames} frames of the 4D file")
+        if not single.geometry.same_grid(study.geometry):
+            raise InputError(path, "geometry differs from the 4D file")
+        if not np.allclose(single.image[0], study.frame(frame - 1), rtol=1e-4, atol=1e-4):
+            raise InputError(path, f"image differs from frame {frame} of the 4D file (frame numbering mismatch?)")
 
 
 def _read_frame_files(images: dict[int, Path], labels: dict[int, Path], meta: StudyMetadata) -> CineStudy:
     """Stack per-frame 3D files (1-based frame numbers in ``images``) into one study."""
-    volumes = []
-    geometry: Geometry | None = None
-    first: Path | None = None
-    for frame in sorted(images):
-        data, affine, _ = load_nifti_array(images[frame])
-        if data.shape[3] != 1:
-            raise InputError(images[frame], f"expected a 3D frame image, got {data.shape[3]} frames")
-        volume = np.transpose(data[..., 0], (2, 1, 0)).astype(np.float32, copy=False)
-        this = Geometry(affine, volume.shape)
-        if geometry is None:
-            geometry, first = this, images[frame]
-        elif not geometry.same_grid(this):
-            raise InputError(images[frame], f"geometry differs from {first.name if first else 'the first frame'}")
-        volumes.append(volume)
-    assert geometry is not None
+    frames = [read_nifti(images[f], labels=labels.get(f)) for f in sorted(images)]
+    first = frames[0]
+    for f, single in zip(sorted(images), frames, strict=True):
+        if single.n_frames != 1:
+            raise InputError(images[f], f"expected a 3D frame image, got {single.n_frames} frames")
+        if not single.geometry.same_grid(first.geometry):
+            raise InputError(images[f], f"geometry differs from {images[min(images)].name}")
+    frame_numbers = tuple(f - 1 for f in sorted(images))
+    labelled = [(n, single.labels.data[0]) for n, single in zip(frame_numbers, frames) if single.labels is not None]
     label_map = None
-    if labels:
-        frames = sorted(labels)
-        volumes_gt = [read_label_file(labels[f], geometry, (f - 1,)).data[0] for f in frames]
-        label_map = LabelMap(np.stack(volumes_gt), geometry, tuple(f - 1 for f in frames))
+    if labelled:
+        label_map = LabelMap(np.stack([v for _, v in labelled]), first.geometry, tuple(n for n, _ in labelled))
     return CineStudy(
-        np.stack(volumes),
-        geometry,
+        np.concatenate([single.image for single in frames]),
+        first.geometry,
         meta,
-        frame_numbers=tuple(f - 1 for f in sorted(images)),
+        frame_numbers=frame_numbers,
         labels=label_map,
     )

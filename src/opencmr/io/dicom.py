@@ -44,7 +44,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from opencmr.errors import InputError
+from opencmr.errors import InputError, describe_exception
 from opencmr.io.study import CineStudy, Geometry, StudyMetadata
 
 __all__ = ["ProgressCallback", "SeriesSummary", "read_dicom_folder", "scan_dicom_folder"]
@@ -242,8 +242,10 @@ def _read_header(path: Path) -> Dataset | None:
         return pydicom.dcmread(path, stop_before_pixels=True)
     except InvalidDicomError:
         return None
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror or describe_exception(exc)})") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a corrupt file
-        raise InputError(path, f"cannot read the DICOM header (truncated or corrupt file: {_short(exc)})") from None
+        raise InputError(path, f"cannot read the DICOM header (truncated or corrupt file: {describe_exception(exc)})") from None
 
 
 def _declares_image(ds: Dataset) -> bool:
@@ -254,12 +256,6 @@ def _declares_image(ds: Dataset) -> bool:
         return uid is not None and "Image Storage" in UID(str(uid)).name
     except Exception:  # noqa: BLE001 - an unparsable UID names nothing
         return False
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
-    return first[:200]
 
 
 def _check_folder(folder: Path) -> Path:
@@ -544,7 +540,7 @@ def _pixels(header: _Header) -> np.ndarray:
         ds = pydicom.dcmread(path)
         raw = np.asarray(ds.pixel_array)
     except Exception as exc:  # noqa: BLE001 - every decoder failure is a bad file
-        raise InputError(path, f"unreadable or truncated pixel data ({_short(exc)})") from None
+        raise InputError(path, f"unreadable or truncated pixel data ({describe_exception(exc)})") from None
     if raw.shape != (header.rows, header.cols):
         expected = f"{header.rows}x{header.cols}"
         raise InputError(path, f"pixel data of shape {raw.shape} does not match Rows x Columns {expected}")

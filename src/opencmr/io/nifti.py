@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 from nibabel.openers import ImageOpener
 
-from opencmr.errors import InputError
+from opencmr.errors import InputError, describe_exception
 from opencmr.io._atomic import atomic_output
 from opencmr.io.study import CineStudy, Geometry, LabelMap, StudyMetadata
 from opencmr.labels import LABEL_VALUES
@@ -84,7 +84,7 @@ def load_nifti_array(path: PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nifti1
     except InputError:
         raise
     except Exception as exc:  # nibabel raises many types for corrupt headers
-        raise InputError(p, f"not a readable NIfTI file ({_short(exc)})") from exc
+        raise InputError(p, f"not a readable NIfTI file ({describe_exception(exc)})") from exc
     finally:
         logger.setLevel(level)
     raw_pixdim = np.asarray(raw_header["pixdim"][1:4], dtype=float)
@@ -109,7 +109,9 @@ def load_nifti_array(path: PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nifti1
     try:
         data = np.asarray(img.dataobj)
     except Exception as exc:  # truncated gzip, short file, ...
-        raise InputError(p, f"image data cannot be read, the file may be truncated or corrupt ({_short(exc)})") from exc
+        raise InputError(p, f"image data cannot be read, the file may be truncated or corrupt ({describe_exception(exc)})") from exc
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise InputError(p, f"unsupported data type {data.dtype} (expected real-valued intensities or labels)")
     data = data.reshape(shape)
     if data.ndim == 3:
         data = data[..., np.newaxis]
@@ -117,11 +119,6 @@ def load_nifti_array(path: PathLike) -> tuple[np.ndarray, np.ndarray, nib.Nifti1
         n_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         raise InputError(p, f"image contains {n_bad} NaN or infinite values")
     return data, affine, img.header
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _to_study_layout(data: np.ndarray) -> np.ndarray:
@@ -224,6 +221,12 @@ def read_nifti(
     return CineStudy(image, geometry, meta, frame_times_ms=frame_times, labels=label_map)
 
 
+def _to_nifti_layout(volumes: np.ndarray, dtype: type) -> np.ndarray:
+    """``(frame, slice, row, col)`` to ``(x, y, z, t)``, or ``(x, y, z)`` for one frame."""
+    xyzt = np.ascontiguousarray(np.transpose(volumes, (3, 2, 1, 0)).astype(dtype, copy=False))
+    return xyzt[..., 0] if xyzt.shape[3] == 1 else xyzt
+
+
 def _nifti_image(data_xyzt: np.ndarray, affine: np.ndarray, time_step_ms: float | None = None) -> nib.Nifti1Image:
     img = nib.Nifti1Image(data_xyzt, np.asarray(affine))
     img.set_qform(np.asarray(affine), code=1)
@@ -266,11 +269,10 @@ def write_label_map(
     if not isinstance(labels, LabelMap):
         raise TypeError(f"expected a LabelMap, got {type(labels).__name__}")
     volume = labels.data if frame is None else labels.frame(frame)[np.newaxis]
-    xyzt = np.transpose(volume, (3, 2, 1, 0))
-    data = xyzt[..., 0] if xyzt.shape[3] == 1 else xyzt
+    data = _to_nifti_layout(volume, np.uint8)
     target = Path(path)
     with atomic_output(target, overwrite) as tmp:
-        nib.save(_nifti_image(np.ascontiguousarray(data, dtype=np.uint8), labels.geometry.affine), str(tmp))
+        nib.save(_nifti_image(data, labels.geometry.affine), str(tmp))
     return target
 
 
@@ -287,8 +289,7 @@ def write_study_nifti(study: CineStudy, path: PathLike, *, overwrite: bool = Fal
         dtype = np.int16 if lo >= -32768 and hi <= 32767 else np.uint16 if lo >= 0 and hi <= 65535 else np.float32
     else:
         dtype = np.float32
-    xyzt = np.ascontiguousarray(np.transpose(image, (3, 2, 1, 0)).astype(dtype))
-    data = xyzt[..., 0] if xyzt.shape[3] == 1 else xyzt
+    data = _to_nifti_layout(image, dtype)
     step = None
     if study.frame_times_ms is not None and len(study.frame_times_ms) > 1:
         step = float(np.mean(np.diff(study.frame_times_ms)))

@@ -94,9 +94,8 @@ class Geometry:
 
     @property
     def voxel_volume_ml(self) -> float:
-        """Volume of one voxel in millilitres (slice spacing x pixel area / 1000)."""
-        s, r, c = self.spacing
-        return s * r * c / 1000.0
+        """Volume of one voxel in millilitres: ``|det(affine[:3, :3])| / 1000`` (spacing product for orthogonal grids)."""
+        return float(abs(np.linalg.det(np.asarray(self.affine[:3, :3])))) / 1000.0
 
     @property
     def directions(self) -> np.ndarray:

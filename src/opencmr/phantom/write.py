@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from opencmr.errors import OutputError
@@ -76,10 +77,6 @@ def _write_dicom(phantom: Phantom, folder: Path, overwrite: bool) -> Path:
 
     from opencmr.io.dicom_write import write_dicom_cine, write_dicom_localizer, write_dicom_long_axis_cine
 
-    if overwrite and folder.is_dir():  # our own output folder: drop stale files of an earlier phantom
-        for child in folder.iterdir():
-            if child.is_file():
-                child.unlink()
     meta = phantom.study.metadata
     patient_id = meta.patient_id or "PHANTOM"
     patient_name = meta.patient_name or "Phantom^Opencmr"
@@ -113,6 +110,40 @@ def _write_dicom(phantom: Phantom, folder: Path, overwrite: bool) -> Path:
     return folder
 
 
+_OWN_FILES = (
+    re.compile(r"^Info\.cfg$"),
+    re.compile(r"^truth\.json$"),
+    re.compile(rf"^{PREFIX}_(4d|frame\d+)(_gt)?\.nii\.gz$"),
+    re.compile(r"^dicom/(IM|LOC|LAX)_\d{4}\.dcm$"),
+)
+
+
+def _remove_previous_phantom(root: Path) -> None:
+    """Delete the files an earlier :func:`write_phantom` left in ``root``, and nothing else.
+
+    Stale files of an earlier phantom (other ED/ES frame files, more DICOM
+    images) would otherwise mix with the new ones. A folder holding anything
+    the phantom does not write is refused, so that no user file is deleted.
+
+    Raises
+    ------
+    OutputError
+        ``root`` holds files or folders that the phantom writer did not write.
+    """
+    entries = sorted(root.rglob("*"))
+    files = [p for p in entries if p.is_file() or p.is_symlink()]
+    foreign = [p for p in files if not any(rule.match(p.relative_to(root).as_posix()) for rule in _OWN_FILES)]
+    foreign += [p for p in entries if p.is_dir() and p != root / "dicom"]
+    if foreign:
+        raise OutputError(
+            root,
+            f"holds files that 'opencmr phantom' did not write (e.g. {foreign[0].relative_to(root)}); "
+            "--overwrite only replaces an earlier phantom: choose an empty or new folder",
+        )
+    for path in files:
+        path.unlink()
+
+
 def write_phantom(
     phantom: Phantom,
     out_dir: str | os.PathLike[str],
@@ -133,8 +164,8 @@ def write_phantom(
         (``IM_0001.dcm`` ...) with a localiser and a long-axis cine in the
         same study (deterministic UIDs).
     overwrite : bool
-        Write into a folder that already holds files, replacing files of the
-        same names (and emptying an existing ``dicom/`` of stale files).
+        Replace an earlier phantom in ``out_dir`` (its files are removed
+        first); a folder holding any other file is refused.
 
     Returns
     -------
@@ -145,13 +176,16 @@ def write_phantom(
     Raises
     ------
     OutputError
-        ``out_dir`` is a file, or holds files and ``overwrite`` is False.
+        ``out_dir`` is a file, or holds files and ``overwrite`` is False, or
+        holds files the phantom did not write.
     """
     root = Path(out_dir)
     if root.exists() and not root.is_dir():
         raise OutputError(root, "is a file, not a folder")
-    if root.is_dir() and any(root.iterdir()) and not overwrite:
-        raise OutputError(root, "already contains files (use --overwrite to write into it)")
+    if root.is_dir() and any(root.iterdir()):
+        if not overwrite:
+            raise OutputError(root, "already contains files (use --overwrite to write into it)")
+        _remove_previous_phantom(root)
     root.mkdir(parents=True, exist_ok=True)
 
     study = phantom.study

@@ -44,10 +44,7 @@ class IntensityNormalization:
     per_frame: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.lower_percentile < self.upper_percentile <= 100.0:
-            raise ValueError(
-                f"need 0 <= lower < upper <= 100, got {self.lower_percentile} and {self.upper_percentile}"
-            )
+        normalize_intensity(np.zeros(1, np.float32), self.lower_percentile, self.upper_percentile)  # validates
 
     def __call__(self, image: np.ndarray | CineStudy) -> np.ndarray:
         """Normalise an image array (any shape) or a study's ``(frames, slices, rows, cols)`` image."""
@@ -96,6 +93,8 @@ def normalize_intensity(
     """
     if isinstance(image, LabelMap):
         raise TypeError("label maps cannot be intensity-normalised")
+    if not 0.0 <= lower_percentile < upper_percentile <= 100.0:
+        raise ValueError(f"need 0 <= lower < upper <= 100, got {lower_percentile} and {upper_percentile}")
     array = image.image if isinstance(image, CineStudy) else np.asarray(image)
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"expected a real-valued intensity array, got dtype {array.dtype}")
