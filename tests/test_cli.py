@@ -99,3 +99,19 @@ def test_info_nifti_cine_with_labels_per_frame(write_nifti) -> None:
     assert result.exit_code == 1 and "FRAME=FILE" in result.output
     result = runner.invoke(app, ["info", str(cine), "--labels", f"7={ed}"])
     assert result.exit_code == 1 and "labels given for frames [7]" in result.output
+
+
+def test_info_on_a_real_acdc_patient(acdc_training: Path) -> None:
+    folder = acdc_training / "patient001"
+    if not folder.is_dir():
+        folder = sorted(p for p in acdc_training.iterdir() if p.is_dir())[0]
+    header = nib.load(str(sorted(folder.glob("*_frame??.nii.gz"))[0]))
+    x, y, z = (float(v) for v in header.header.get_zooms()[:3])
+    summary = json.loads(runner.invoke(app, ["info", str(folder), "--json"]).stdout)
+    assert summary["shape"]["slices"] == header.shape[2]
+    assert (summary["shape"]["rows"], summary["shape"]["cols"]) == (header.shape[1], header.shape[0])
+    assert summary["spacing_mm"] == {"slice": z, "row": y, "col": x}
+    info = dict(line.split(": ", 1) for line in (folder / "Info.cfg").read_text().splitlines() if line.strip())
+    assert summary["metadata"]["ed_frame"] == int(info["ED"]) - 1
+    assert summary["metadata"]["es_frame"] == int(info["ES"]) - 1
+    assert summary["metadata"]["group"] == info["Group"].strip()
