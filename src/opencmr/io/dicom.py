@@ -534,7 +534,7 @@ def _select(folder: Path, results: list[tuple[SeriesSummary, _Stack | None]], se
 
 
 def _pixels(header: _Header) -> np.ndarray:
-    """Rescaled intensities (float64, rows x cols) of one image file."""
+    """Rescaled intensities (float32, rows x cols) of one image file."""
     path = header.path
     try:
         ds = pydicom.dcmread(path)
@@ -546,7 +546,7 @@ def _pixels(header: _Header) -> np.ndarray:
         raise InputError(path, f"pixel data of shape {raw.shape} does not match Rows x Columns {expected}")
     slope = _float(ds, "RescaleSlope")
     intercept = _float(ds, "RescaleIntercept")
-    out = raw.astype(np.float64)
+    out = raw.astype(np.float32)
     if slope is not None and slope != 1.0:
         out *= slope
     if intercept:
