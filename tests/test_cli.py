@@ -115,3 +115,11 @@ def test_info_on_a_real_acdc_patient(acdc_training: Path) -> None:
     assert summary["metadata"]["ed_frame"] == int(info["ED"]) - 1
     assert summary["metadata"]["es_frame"] == int(info["ES"]) - 1
     assert summary["metadata"]["group"] == info["Group"].strip()
+
+
+def test_one_line_messages_for_os_and_unexpected_errors() -> None:
+    from opencmr.cli import _one_line
+
+    assert _one_line(PermissionError(13, "Permission denied", "/data/x.nii.gz")) == "/data/x.nii.gz: Permission denied"
+    message = _one_line(ZeroDivisionError("division by zero"))
+    assert message.startswith("unexpected ZeroDivisionError: division by zero") and "--debug" in message

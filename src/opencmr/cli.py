@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from opencmr import __version__
-from opencmr.errors import OpenCMRError
+from opencmr.errors import OpenCMRError, describe_exception
 
 app = typer.Typer(
     name="opencmr",
@@ -44,8 +44,18 @@ def _debug_enabled() -> bool:
     return _DEBUG.get()
 
 
+def _one_line(exc: BaseException) -> str:
+    """The user-facing message for an exception that ends a command."""
+    if isinstance(exc, OpenCMRError):
+        return str(exc)
+    if isinstance(exc, OSError):  # permissions, full disk, ... on a path the user gave
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}"
+    return f"unexpected {describe_exception(exc)} (run 'opencmr --debug ...' for details)"
+
+
 def _user_errors(func: F) -> F:
-    """Report :class:`OpenCMRError` (and unexpected errors) in one line unless ``--debug``."""
+    """Report errors in one line on stderr with exit code 1 (130 when interrupted), unless ``--debug``."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -53,29 +63,13 @@ def _user_errors(func: F) -> F:
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise
-        except OpenCMRError as exc:
-            if _debug_enabled():
-                raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=1) from None
-        except OSError as exc:  # permissions, full disk, ... on a path the user gave
-            if _debug_enabled():
-                raise
-            where = f"{exc.filename}: " if exc.filename else ""
-            err_console.print(f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(code=1) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(code=130) from None
-        except Exception as exc:  # a bug or an input problem not yet anticipated
+        except Exception as exc:  # OpenCMRError, OSError, or a bug / input problem not yet anticipated
             if _debug_enabled():
                 raise
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            err_console.print(
-                f"[bold red]error:[/] unexpected {type(exc).__name__}: {message} (run 'opencmr --debug ...' for details)",
-                highlight=False,
-                soft_wrap=True,
-            )
+            err_console.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code=1) from None
 
     return wrapper  # type: ignore[return-value]
