@@ -254,6 +254,13 @@ def _smooth_step(x: np.ndarray, width: float) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(x / width))
 
 
+def _cos_angle_to(ux: np.ndarray, uy: np.ndarray, angle_deg: float) -> np.ndarray:
+    """Cosine of the in-plane angle between directions ``(ux, uy)`` and the direction ``angle_deg``."""
+    rho = np.sqrt(ux * ux + uy * uy) + _EPS
+    angle = math.radians(angle_deg)
+    return (ux * math.cos(angle) + uy * math.sin(angle)) / rho
+
+
 @dataclass(frozen=True)
 class HeartAnatomy:
     """End-diastolic geometry and motion parameters of the heart model (mm, heart frame).
@@ -338,9 +345,7 @@ class HeartAnatomy:
     def _infarct_mask(self, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray) -> np.ndarray:
         inf = self.infarct
         assert inf is not None
-        rho = np.sqrt(ux * ux + uy * uy) + _EPS
-        ang = math.radians(inf.angle_deg)
-        cos_d = (ux * math.cos(ang) + uy * math.sin(ang)) / rho
+        cos_d = _cos_angle_to(ux, uy, inf.angle_deg)
         in_sector = _smooth_step(cos_d - math.cos(math.radians(inf.half_width_deg)), 0.05)
         mu = -uz
         in_level = _smooth_step(mu - inf.from_level, 0.05)
@@ -351,9 +356,7 @@ class HeartAnatomy:
     def _septal_bulge(self, ux: np.ndarray, uy: np.ndarray, uz: np.ndarray) -> np.ndarray:
         sep = self.septal
         assert sep is not None
-        rho = np.sqrt(ux * ux + uy * uy) + _EPS
-        ang = math.radians(sep.angle_deg)
-        cos_d = (ux * math.cos(ang) + uy * math.sin(ang)) / rho
+        cos_d = _cos_angle_to(ux, uy, sep.angle_deg)
         kappa = math.log(2.0) / (1.0 - math.cos(math.radians(sep.width_deg)))
         level = np.exp(-(((-uz) - sep.level) / sep.level_width) ** 2)
         return sep.extra_mm * np.exp(kappa * (cos_d - 1.0)) * level
