@@ -39,7 +39,7 @@ def describe_study(study: CineStudy, series_found: Sequence[_HasToDict] | None =
         "frame_times_ms": None if study.frame_times_ms is None else list(study.frame_times_ms),
         "labelled_frames": [] if study.labels is None else list(study.labels.frame_numbers),
         "intensity": {"min": float(np.min(study.image)), "max": float(np.max(study.image))},
-        "affine_ras": np.asarray(study.geometry.affine).round(6).tolist(),
+        "affine_ras": study.geometry.to_dict()["affine_ras"],
         "metadata": meta,
         "series": None if series_found is None else [item.to_dict() for item in series_found],
     }

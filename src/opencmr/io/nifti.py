@@ -13,6 +13,7 @@ NeuroImage 22 (2004). https://nifti.nimh.nih.gov/nifti-1
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
@@ -217,7 +218,7 @@ def read_nifti(
     elif labels is not None:
         label_map = read_label_file(labels, geometry, tuple(range(n_frames)))
     base = metadata or StudyMetadata()
-    meta = StudyMetadata(**{**base.__dict__, "source": p, "source_format": base.source_format or "nifti"})
+    meta = dataclasses.replace(base, source=p, source_format=base.source_format or "nifti")
     return CineStudy(image, geometry, meta, frame_times_ms=frame_times, labels=label_map)
 
 

@@ -44,11 +44,16 @@ class IntensityNormalization:
     per_frame: bool = False
 
     def __post_init__(self) -> None:
-        normalize_intensity(np.zeros(1, np.float32), self.lower_percentile, self.upper_percentile)  # validates
+        _check_percentiles(self.lower_percentile, self.upper_percentile)
 
     def __call__(self, image: np.ndarray | CineStudy) -> np.ndarray:
         """Normalise an image array (any shape) or a study's ``(frames, slices, rows, cols)`` image."""
         return normalize_intensity(image, self.lower_percentile, self.upper_percentile, per_frame=self.per_frame)
+
+
+def _check_percentiles(lower: float, upper: float) -> None:
+    if not 0.0 <= lower < upper <= 100.0:
+        raise ValueError(f"need 0 <= lower < upper <= 100, got {lower} and {upper}")
 
 
 def normalize_intensity(
@@ -93,8 +98,7 @@ def normalize_intensity(
     """
     if isinstance(image, LabelMap):
         raise TypeError("label maps cannot be intensity-normalised")
-    if not 0.0 <= lower_percentile < upper_percentile <= 100.0:
-        raise ValueError(f"need 0 <= lower < upper <= 100, got {lower_percentile} and {upper_percentile}")
+    _check_percentiles(lower_percentile, upper_percentile)
     array = image.image if isinstance(image, CineStudy) else np.asarray(image)
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise TypeError(f"expected a real-valued intensity array, got dtype {array.dtype}")
