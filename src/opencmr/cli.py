@@ -295,6 +295,162 @@ def phantom(
     )
 
 
+ModelOpt = Annotated[
+    Path | None,
+    typer.Option("--model", help="Model file (.pt, or .onnx from 'opencmr export-onnx'); default: the bundled model."),
+]
+
+
+def _load_segmenter(path: Path | None) -> Any:
+    """The bundled or a given model; ``.onnx`` files run through ONNX Runtime."""
+    if path is not None and path.suffix.lower() == ".onnx":
+        from opencmr.segment.onnx import load_onnx_model
+
+        return load_onnx_model(path)
+    from opencmr.segment.model import load_model
+
+    return load_model(path)
+
+
+@app.command()
+@_user_errors
+def segment(
+    study: StudyArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output label file (.nii.gz).", show_default=False)],
+    model: ModelOpt = None,
+    series: SeriesOpt = None,
+    tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Average over test-time flips.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+) -> None:
+    """Segment LV blood pool (3), LV myocardium (2) and RV blood pool (1) on every slice and frame.
+
+    The output has the input's grid (for DICOM, the grid 'opencmr convert' writes): 3D for a
+    single-frame input, otherwise 4D (x, y, slice, frame) with the study's frames.
+    """
+    import time
+
+    from opencmr.errors import OutputError
+    from opencmr.io._atomic import check_writable
+    import nibabel
+
+    from opencmr.io.nifti import is_nifti_path, write_label_map
+    from opencmr.io.read import read_study
+    from opencmr.segment.inference import segment_study
+
+    if not is_nifti_path(output):
+        raise OutputError(output, "output must end in .nii or .nii.gz")
+    check_writable(output, overwrite)
+    if output.exists() and study.exists() and output.resolve() == study.resolve():
+        raise OutputError(output, "is the input itself; choose another output file")
+    segmenter = _load_segmenter(model)
+    with _file_progress(str(study)) as progress:
+        loaded = read_study(study, series=series, progress=progress)
+        started = time.perf_counter()
+        labels = segment_study(loaded, segmenter, tta=tta, progress=lambda done, total: progress("segmenting frames", done, total))
+        seconds = time.perf_counter() - started
+    as_4d = is_nifti_path(study) and int(nibabel.load(study).header["dim"][0]) == 4  # keep (x, y, z, 1) as 4D
+    written = write_label_map(labels, output, as_4d=as_4d, overwrite=overwrite)
+    n = loaded.n_frames * loaded.n_slices
+    console.print(
+        f"wrote {written}: {loaded.n_frames} frame(s) x {loaded.n_slices} slices segmented in {seconds:.1f} s "
+        f"({1000 * seconds / n:.0f} ms per slice) with {getattr(segmenter, 'name', 'model')}",
+        highlight=False,
+    )
+
+
+@app.command()
+@_user_errors
+def train(
+    data: Annotated[Path, typer.Option("--data", help="Folder of labelled patient folders (ACDC layout).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, log, model files).")],
+    iterations: Annotated[int, typer.Option("--iterations", min=1, help="Optimiser steps.")] = 20000,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 16,
+    validation: Annotated[int, typer.Option("--validation", min=0, help="Patients held out for model selection.")] = 10,
+    validate_every: Annotated[int, typer.Option("--validate-every", min=1)] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads (0: torch's default).")] = 2,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Model name recorded in the model file.")] = None,
+) -> None:
+    """Train the 2D U-Net (Dice + cross-entropy, heavy augmentation); resumable and seeded."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from opencmr.segment.train import TrainingConfig
+    from opencmr.segment.train import train as run_training
+
+    config = TrainingConfig(
+        iterations=iterations, batch_size=batch_size, n_validation=validation, validate_every=validate_every,
+        checkpoint_every=min(250, validate_every), seed=seed, threads=threads,
+    )
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  val Dice {task.fields[dice]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err_console, transient=True,
+    ) as bar:
+        loading = bar.add_task("loading patients", total=None, loss="-", dice="-")
+        task = bar.add_task("training", total=iterations, loss="-", dice="-", visible=False)
+
+        def on_load(done: int, total: int) -> None:
+            bar.update(loading, completed=done, total=total)
+
+        def on_step(done: int, total: int, loss: float, dice: float | None) -> None:
+            bar.update(task, completed=done, visible=True, loss=f"{loss:.3f}", **({} if dice is None else {"dice": f"{dice:.3f}"}))
+
+        selected = run_training(data, out, config=config, resume=resume, name=name, progress=on_step, loading_progress=on_load)
+    console.print(f"model: {selected}", highlight=False)
+
+
+@app.command("export-onnx")
+@_user_errors
+def export_onnx_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .onnx file.", show_default=False)],
+    model: Annotated[Path | None, typer.Option("--model", help="Model file (.pt); default: the bundled model.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
+) -> None:
+    """Export a segmentation model to ONNX (its preprocessing settings go into the file's metadata)."""
+    from opencmr.segment.model import load_model
+    from opencmr.segment.onnx import export_onnx
+
+    written = export_onnx(load_model(model), output, overwrite=overwrite)
+    console.print(f"wrote {written}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    pred: Annotated[Path, typer.Option("--pred", help="Predicted label file or folder.", show_default=False)],
+    gt: Annotated[Path, typer.Option("--gt", help="Reference label file or folder (ACDC tree accepted).", show_default=False)],
+    gt_labels: Annotated[
+        str | None, typer.Option("--gt-labels", help="Label mapping of the reference: 'mnms' or e.g. '1=3,2=2,3=1'.")
+    ] = None,
+    pred_labels: Annotated[str | None, typer.Option("--pred-labels", help="Label mapping of the prediction.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write per-case metrics to this CSV file.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing CSV file.")] = False,
+) -> None:
+    """Dice, Hausdorff, HD95 and ASSD (mm, spacing-aware) per structure and phase."""
+    from opencmr.evaluate.segmentation import (
+        LabelMapping,
+        evaluate_files,
+        evaluate_folders,
+        format_summary,
+        summarize,
+        write_csv,
+    )
+    from opencmr.io._atomic import check_writable
+
+    if csv_path is not None:
+        check_writable(csv_path, overwrite)
+    gt_map = None if gt_labels is None else LabelMapping.parse(gt_labels)
+    pred_map = None if pred_labels is None else LabelMapping.parse(pred_labels)
+    if pred.is_dir() or gt.is_dir():
+        rows = evaluate_folders(pred, gt, gt_mapping=gt_map, pred_mapping=pred_map)
+    else:
+        rows = evaluate_files(pred, gt, gt_mapping=gt_map, pred_mapping=pred_map)
+    console.print(format_summary(summarize(rows)), highlight=False)
+    if csv_path is not None:
+        console.print(f"wrote {write_csv(rows, csv_path, overwrite=overwrite)}", highlight=False)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="opencmr")

@@ -247,6 +247,7 @@ def write_label_map(
     path: PathLike,
     *,
     frame: int | None = None,
+    as_4d: bool = False,
     overwrite: bool = False,
 ) -> Path:
     """Write a label map as NIfTI (uint8) in exactly its grid's shape and affine.
@@ -259,6 +260,8 @@ def write_label_map(
     frame : int, optional
         Acquisition frame number to write as a 3D file. By default a single
         labelled frame is written as 3D and several as 4D ``(x, y, z, t)``.
+    as_4d : bool
+        Write a single frame as 4D ``(x, y, z, 1)`` (to match a 4D input with one frame).
     overwrite : bool
         Replace an existing file (otherwise :class:`~opencmr.errors.OutputError`).
 
@@ -271,6 +274,8 @@ def write_label_map(
         raise TypeError(f"expected a LabelMap, got {type(labels).__name__}")
     volume = labels.data if frame is None else labels.frame(frame)[np.newaxis]
     data = _to_nifti_layout(volume, np.uint8)
+    if as_4d and data.ndim == 3:
+        data = data[..., np.newaxis]
     target = Path(path)
     with atomic_output(target, overwrite) as tmp:
         nib.save(_nifti_image(data, labels.geometry.affine), str(tmp))

@@ -1,0 +1,153 @@
+"""Training data: labelled short-axis slices, pre-processed once and kept in memory.
+
+Every labelled frame of every patient is prepared with
+:func:`opencmr.segment.preprocess.prepare_study` (the inference path) and cut
+into slices. Crops are drawn from them on the fly: a share centred anywhere
+in the image (so the network learns what background far from the heart
+looks like) and the rest centred near the heart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from opencmr.errors import InputError
+from opencmr.io.read import read_study
+from opencmr.segment.config import SegmentationConfig
+from opencmr.segment.preprocess import prepare_study
+
+__all__ = ["SliceBank", "Case", "load_cases", "find_cases", "split_cases"]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled volume (a frame of a patient) on the model grid."""
+
+    patient: str
+    frame: int
+    image: np.ndarray  # (slices, rows, cols) float32
+    labels: np.ndarray  # (slices, rows, cols) uint8
+    spacing_mm: tuple[float, float, float]
+
+
+def find_cases(data_dir: str | os.PathLike[str]) -> list[Path]:
+    """Patient folders (any folder holding labels that :func:`read_study` accepts) under ``data_dir``, sorted."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise InputError(root, "is not a folder of training patients")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*_gt.nii*")))
+    if not folders:
+        raise InputError(root, "holds no patient folders with *_gt.nii.gz label files")
+    return folders
+
+
+def split_cases(folders: Sequence[Path], n_validation: int, seed: int, groups: Sequence[str] | None = None) -> tuple[list[Path], list[Path]]:
+    """Patient-level split: ``n_validation`` patients held out, spread evenly over ``groups`` when given."""
+    rng = np.random.default_rng(seed)
+    folders = list(folders)
+    if n_validation <= 0:
+        return folders, []
+    if n_validation >= len(folders):
+        raise ValueError(f"cannot hold out {n_validation} of {len(folders)} patients")
+    order = list(rng.permutation(len(folders)))
+    if groups is not None:
+        # round-robin over groups so every group is represented
+        by_group: dict[str, list[int]] = {}
+        for i in order:
+            by_group.setdefault(groups[i], []).append(i)
+        queues = [by_group[g] for g in sorted(by_group)]
+        order = [q[k] for k in range(max(map(len, queues))) for q in queues if k < len(q)]
+    held = set(order[:n_validation])
+    return [f for i, f in enumerate(folders) if i not in held], [f for i, f in enumerate(folders) if i in held]
+
+
+def load_cases(
+    folders: Sequence[Path], config: SegmentationConfig, progress: Callable[[int, int], None] | None = None
+) -> list[Case]:
+    """Read, normalise and resample every labelled frame of ``folders``."""
+    cases = []
+    for n, folder in enumerate(folders):
+        study = read_study(folder)
+        prepared = prepare_study(study, config)
+        if prepared.labels is None:
+            raise InputError(folder, "has no label files")
+        for k, frame in enumerate(prepared.label_frames):
+            index = study.frame_index(frame)
+            cases.append(
+                Case(
+                    folder.name,
+                    frame,
+                    np.ascontiguousarray(prepared.image[index]),
+                    np.ascontiguousarray(prepared.labels[k]),
+                    prepared.geometry.spacing,
+                )
+            )
+        if progress is not None:
+            progress(n + 1, len(folders))
+    return cases
+
+
+@dataclass
+class SliceBank:
+    """All labelled slices, with their neighbours (for simulated thick slices) and heart boxes."""
+
+    cases: list[Case]
+    index: list[tuple[int, int]] = field(init=False)
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.index = [(c, s) for c, case in enumerate(self.cases) for s in range(case.image.shape[0])]
+        self.boxes = {}
+        for c, case in enumerate(self.cases):
+            fg_volume = np.argwhere(case.labels > 0)
+            for s in range(case.image.shape[0]):
+                fg = np.argwhere(case.labels[s] > 0)
+                if fg.size == 0 and fg_volume.size:
+                    fg = fg_volume[:, 1:]
+                if fg.size:
+                    self.boxes[(c, s)] = (*fg.min(0).tolist(), *fg.max(0).tolist())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def sample(
+        self, rng: np.random.Generator, batch_size: int, patch: tuple[int, int], heart_fraction: float = 0.5,
+        thick_slice_probability: float = 0.15,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A batch of crops ``(batch, 1, rows, cols)`` float32 and labels ``(batch, rows, cols)`` int64.
+
+        Crops beyond the image are zero-padded (label background). With
+        probability ``thick_slice_probability`` a slice is blended with its
+        neighbours, as partial volume in a thicker slice would.
+        """
+        images = np.zeros((batch_size, 1, *patch), np.float32)
+        labels = np.zeros((batch_size, *patch), np.int64)
+        picks = rng.integers(0, len(self.index), batch_size)
+        for b, pick in enumerate(picks):
+            c, s = self.index[pick]
+            case = self.cases[c]
+            image = case.image[s]
+            if rng.random() < thick_slice_probability and case.image.shape[0] > 1:
+                lo, hi = max(s - 1, 0), min(s + 1, case.image.shape[0] - 1)
+                w = rng.uniform(0.1, 0.35)
+                image = (1 - w) * image + w * 0.5 * (case.image[lo] + case.image[hi])
+            rows, cols = image.shape
+            box = self.boxes.get((c, s))
+            if box is not None and rng.random() < heart_fraction:
+                cr = rng.integers(box[0], box[2] + 1)
+                cc = rng.integers(box[1], box[3] + 1)
+            else:
+                cr, cc = rng.integers(0, rows), rng.integers(0, cols)
+            r0, c0 = cr - patch[0] // 2, cc - patch[1] // 2
+            src_r = slice(max(r0, 0), min(r0 + patch[0], rows))
+            src_c = slice(max(c0, 0), min(c0 + patch[1], cols))
+            dst_r = slice(src_r.start - r0, src_r.stop - r0)
+            dst_c = slice(src_c.start - c0, src_c.stop - c0)
+            images[b, 0, dst_r, dst_c] = image[src_r, src_c]
+            labels[b, dst_r, dst_c] = case.labels[s][src_r, src_c]
+        return images, labels

@@ -1,0 +1,104 @@
+"""Model files: the network's weights together with the configuration that prepares its input.
+
+A model file is a plain ``torch.save`` dictionary of tensors, numbers and
+strings, read back with ``torch.load(weights_only=True)``: loading never
+unpickles arbitrary objects, so a model file from elsewhere cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from opencmr.errors import InputError
+from opencmr.io._atomic import atomic_output
+from opencmr.segment.config import SegmentationConfig
+from opencmr.segment.network import build_network
+
+__all__ = ["SegmentationModel", "save_model", "load_model", "default_model_path", "FORMAT"]
+
+FORMAT = "opencmr-segmentation-model"
+FORMAT_VERSION = 1
+DEFAULT_MODEL = "acdc_unet2d.pt"
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentationModel:
+    """A network in evaluation mode and how to prepare its input.
+
+    Attributes
+    ----------
+    config : SegmentationConfig
+    network : torch.nn.Module
+    info : dict
+        Provenance: name, training data, iterations, validation metrics.
+    """
+
+    config: SegmentationConfig
+    network: nn.Module
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """Short name for reports (``info['name']`` or ``'unnamed'``)."""
+        return str(self.info.get("name", "unnamed"))
+
+    def forward_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``logits = f(batch)`` for float32 batches ``(N, 1, H, W)``, in inference mode, on the network's device."""
+        network = self.network
+        device = next(network.parameters()).device
+
+        def forward(batch: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode():
+                return network(batch.to(device)).float().cpu()
+
+        return forward
+
+
+def default_model_path() -> Path:
+    """The bundled release model (trained on ACDC; see ``MODEL_CARD.md`` beside it)."""
+    return Path(str(resources.files("opencmr.segment") / "weights" / DEFAULT_MODEL))
+
+
+def save_model(model: SegmentationModel, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write ``model`` (float32 weights, configuration, provenance) to ``path`` atomically."""
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "info": model.info,
+        "state_dict": {k: v.detach().cpu().float() for k, v in model.network.state_dict().items()},
+    }
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_model(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> SegmentationModel:
+    """Load a model file (the bundled model when ``path`` is None), in evaluation mode."""
+    path = default_model_path() if path is None else Path(path)
+    if not path.is_file():
+        raise InputError(path, "model file not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- any unreadable file is the same user error
+        raise InputError(path, f"is not a readable opencmr model file ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(path, "is not an opencmr segmentation model file")
+    if int(payload.get("format_version", 0)) > FORMAT_VERSION:
+        raise InputError(path, "was written by a newer opencmr; upgrade to read it")
+    try:
+        config = SegmentationConfig.from_dict(payload["config"])
+        network = build_network(config)
+        network.load_state_dict(payload["state_dict"])
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise InputError(path, f"model file is inconsistent: {exc}") from None
+    network.to(device).eval()
+    return SegmentationModel(config, network, dict(payload.get("info", {})))
