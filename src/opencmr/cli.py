@@ -235,16 +235,11 @@ def convert(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
     """Convert a cine study to one 4D NIfTI (x, y, slice, frame) in patient (RAS) coordinates."""
-    from opencmr.errors import InputError, OutputError
-    from opencmr.io._atomic import check_writable
-    from opencmr.io.nifti import is_nifti_path, write_study_nifti
+    from opencmr.errors import InputError
+    from opencmr.io.nifti import write_study_nifti
     from opencmr.io.read import read_study
 
-    if not is_nifti_path(output):
-        raise OutputError(output, "output must end in .nii or .nii.gz")
-    check_writable(output, overwrite)  # fail before the (slow) read
-    if output.exists() and source.exists() and output.resolve() == source.resolve():
-        raise OutputError(output, "is the input itself; choose another output file")
+    _check_nifti_output(output, source, overwrite)  # fail before the (slow) read
     with _file_progress(str(source)) as progress:
         study = read_study(source, series=series, progress=progress)
     assert study.frame_numbers is not None
@@ -324,38 +319,62 @@ def segment(
 ) -> None:
     """Segment LV blood pool (3), LV myocardium (2) and RV blood pool (1) on every slice and frame.
 
-    The output has the input's grid (for DICOM, the grid 'opencmr convert' writes): 3D for a
-    single-frame input, otherwise 4D (x, y, slice, frame) with the study's frames.
+    The output has the input's grid (for DICOM, the grid 'opencmr convert' writes): 3D for a 3D input,
+    otherwise 4D (x, y, slice, frame). A study whose frames are not consecutive (an ACDC folder with
+    only ED and ES) gets one 3D file per frame instead, named as ACDC names them: OUTPUT_frameFF.nii.gz
+    with FF the 1-based frame number.
     """
     import time
 
-    from opencmr.errors import OutputError
-    from opencmr.io._atomic import check_writable
     import nibabel
 
-    from opencmr.io.nifti import is_nifti_path, write_label_map
+    from opencmr.io.nifti import write_label_map
     from opencmr.io.read import read_study
     from opencmr.segment.inference import segment_study
+
+    _check_nifti_output(output, study, overwrite)
+    segmenter = _load_segmenter(model)
+    with _file_progress(str(study)) as progress:
+        loaded = read_study(study, series=series, progress=progress)
+        targets = _label_outputs(output, loaded.frame_numbers)
+        for target in targets.values():
+            _check_nifti_output(target, study, overwrite)
+        started = time.perf_counter()
+        labels = segment_study(loaded, segmenter, tta=tta, progress=lambda done, total: progress("segmenting frames", done, total))
+        seconds = time.perf_counter() - started
+    if targets:
+        written = [write_label_map(labels, path, frame=frame, overwrite=overwrite) for frame, path in targets.items()]
+    else:
+        as_4d = study.is_file() and int(nibabel.load(study).header["dim"][0]) == 4  # keep (x, y, z, 1) as 4D
+        written = [write_label_map(labels, output, as_4d=as_4d, overwrite=overwrite)]
+    n = loaded.n_frames * loaded.n_slices
+    console.print(
+        f"wrote {', '.join(map(str, written))}: {loaded.n_frames} frame(s) x {loaded.n_slices} slices segmented in "
+        f"{seconds:.1f} s ({1000 * seconds / n:.0f} ms per slice) with {getattr(segmenter, 'name', 'model')}",
+        highlight=False,
+    )
+
+
+def _check_nifti_output(output: Path, source: Path, overwrite: bool) -> None:
+    """A NIfTI output that may be written: right suffix, not existing (unless ``overwrite``), not the input."""
+    from opencmr.errors import OutputError
+    from opencmr.io._atomic import check_writable
+    from opencmr.io.nifti import is_nifti_path
 
     if not is_nifti_path(output):
         raise OutputError(output, "output must end in .nii or .nii.gz")
     check_writable(output, overwrite)
-    if output.exists() and study.exists() and output.resolve() == study.resolve():
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
         raise OutputError(output, "is the input itself; choose another output file")
-    segmenter = _load_segmenter(model)
-    with _file_progress(str(study)) as progress:
-        loaded = read_study(study, series=series, progress=progress)
-        started = time.perf_counter()
-        labels = segment_study(loaded, segmenter, tta=tta, progress=lambda done, total: progress("segmenting frames", done, total))
-        seconds = time.perf_counter() - started
-    as_4d = is_nifti_path(study) and int(nibabel.load(study).header["dim"][0]) == 4  # keep (x, y, z, 1) as 4D
-    written = write_label_map(labels, output, as_4d=as_4d, overwrite=overwrite)
-    n = loaded.n_frames * loaded.n_slices
-    console.print(
-        f"wrote {written}: {loaded.n_frames} frame(s) x {loaded.n_slices} slices segmented in {seconds:.1f} s "
-        f"({1000 * seconds / n:.0f} ms per slice) with {getattr(segmenter, 'name', 'model')}",
-        highlight=False,
-    )
+
+
+def _label_outputs(output: Path, frames: tuple[int, ...]) -> dict[int, Path]:
+    """Per-frame output files when ``frames`` are not consecutive (empty when one file holds them all)."""
+    if frames == tuple(range(frames[0], frames[0] + len(frames))):
+        return {}
+    suffix = ".nii.gz" if output.name.endswith(".nii.gz") else ".nii"
+    stem = output.name[: -len(suffix)]
+    return {f: output.with_name(f"{stem}_frame{f + 1:02d}{suffix}") for f in frames}
 
 
 @app.command()
@@ -408,9 +427,12 @@ def export_onnx_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
     """Export a segmentation model to ONNX (its preprocessing settings go into the file's metadata)."""
+    from opencmr.errors import OutputError
     from opencmr.segment.model import load_model
     from opencmr.segment.onnx import export_onnx
 
+    if output.suffix.lower() != ".onnx":
+        raise OutputError(output, "output must end in .onnx (the suffix tells opencmr to run it with ONNX Runtime)")
     written = export_onnx(load_model(model), output, overwrite=overwrite)
     console.print(f"wrote {written}", highlight=False)
 
@@ -440,8 +462,15 @@ def evaluate(
 
     if csv_path is not None:
         check_writable(csv_path, overwrite)
-    gt_map = None if gt_labels is None else LabelMapping.parse(gt_labels)
-    pred_map = None if pred_labels is None else LabelMapping.parse(pred_labels)
+    from opencmr.errors import InputError
+
+    mappings = {}
+    for option, text in (("--gt-labels", gt_labels), ("--pred-labels", pred_labels)):
+        try:
+            mappings[option] = None if text is None else LabelMapping.parse(text)
+        except ValueError as exc:
+            raise InputError(option, str(exc)) from None
+    gt_map, pred_map = mappings["--gt-labels"], mappings["--pred-labels"]
     if pred.is_dir() or gt.is_dir():
         rows = evaluate_folders(pred, gt, gt_mapping=gt_map, pred_mapping=pred_map)
     else:

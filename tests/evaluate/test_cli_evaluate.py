@@ -26,7 +26,7 @@ def _cases(tmp_path: Path) -> tuple[Path, Path]:
     gt[:, 7:13, 7:13] = 3
     gt[:, 5:15, 1:4] = 1
     pred = gt.copy()
-    pred[:, 5:15, 3] = 1  # RV one column wider (1.5 mm)
+    pred[:, 5:15, 0] = 1  # RV one column wider (1.5 mm)
     return _write(tmp_path / "pred.nii.gz", pred), _write(tmp_path / "gt.nii.gz", gt)
 
 
@@ -55,7 +55,8 @@ def test_evaluate_mismatched_grids_is_a_one_line_error(tmp_path: Path) -> None:
 def test_evaluate_label_mapping_for_mnms_references(tmp_path: Path) -> None:
     pred, gt = _cases(tmp_path)
     gt_labels = np.asarray(__import__("nibabel").load(gt).dataobj).transpose(2, 1, 0)
-    mnms = np.select([gt_labels == 3, gt_labels == 1], [1, 3], gt_labels)  # M&Ms: 1 LV, 2 MYO, 3 RV
+    mnms = gt_labels.copy()  # M&Ms: 1 LV, 2 MYO, 3 RV
+    mnms[gt_labels == 3], mnms[gt_labels == 1] = 1, 3
     mnms_file = _write(tmp_path / "gt_mnms.nii.gz", mnms)
     plain = runner.invoke(app, ["evaluate", "--pred", str(pred), "--gt", str(mnms_file)])
     mapped = runner.invoke(app, ["evaluate", "--pred", str(pred), "--gt", str(mnms_file), "--gt-labels", "mnms"])

@@ -176,12 +176,40 @@ def test_train_with_too_few_patients_for_the_validation_is_a_user_error(patients
 
 
 def test_commands_without_model_use_the_bundled_model(phantom_folder: Path, tmp_path: Path) -> None:
-    from opencmr.segment.model import default_model_path
+    source = phantom_folder / "phantom_frame01.nii.gz"
+    out = tmp_path / "x.nii.gz"
+    result = runner.invoke(app, ["segment", str(source), "-o", str(out), "--no-tta"])
+    assert result.exit_code == 0, result.output
+    assert "opencmr-acdc-unet2d" in squashed(result.output)
+    assert nib.load(str(out)).shape == nib.load(str(source)).shape
+    exported = runner.invoke(app, ["export-onnx", "-o", str(tmp_path / "x.onnx")])
+    assert exported.exit_code == 0, exported.output
 
-    if default_model_path().is_file():
-        pytest.skip("the release model is bundled: segmenting with it is covered by test_model.py")
-    source = str(phantom_folder / "phantom_frame01.nii.gz")
-    commands = (["segment", source, "-o", str(tmp_path / "x.nii.gz")], ["export-onnx", "-o", str(tmp_path / "x.onnx")])
-    for args in commands:
-        assert_one_line_error(runner.invoke(app, args), "acdc_unet2d.pt", "model file not found")
-    assert not any(tmp_path.iterdir())
+
+def test_segment_acdc_folder_with_ed_es_only_writes_one_file_per_frame(tiny_model_file: Path, tmp_path: Path) -> None:
+    """Frames 0 and 2 are not a cine: one 3D file per frame, named as ACDC names them, that evaluate pairs."""
+    from tests.io.test_acdc import make_patient
+
+    patient = make_patient(tmp_path)
+    out_dir = tmp_path / "pred"
+    result = runner.invoke(
+        app, ["segment", str(patient), "-o", str(out_dir / "patient999.nii.gz"), "--model", str(tiny_model_file)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out_dir.iterdir()) == ["patient999_frame01.nii.gz", "patient999_frame03.nii.gz"]
+    for name in ("patient999_frame01", "patient999_frame03"):
+        written, source = nib.load(str(out_dir / f"{name}.nii.gz")), nib.load(str(patient / f"{name}.nii.gz"))
+        assert written.shape == source.shape
+        np.testing.assert_array_equal(written.affine, source.affine)
+    evaluated = runner.invoke(app, ["evaluate", "--pred", str(out_dir), "--gt", str(patient)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "ED" in evaluated.output and "ES" in evaluated.output
+    again = runner.invoke(
+        app, ["segment", str(patient), "-o", str(out_dir / "patient999.nii.gz"), "--model", str(tiny_model_file)]
+    )
+    assert_one_line_error(again, "patient999_frame01.nii.gz", "already exists")
+
+
+def test_export_onnx_needs_the_onnx_suffix(tiny_model_file: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export-onnx", "--model", str(tiny_model_file), "-o", str(tmp_path / "model.bin")])
+    assert_one_line_error(result, "model.bin", ".onnx")

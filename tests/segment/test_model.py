@@ -74,8 +74,7 @@ def test_inconsistent_and_newer_model_files(tmp_path: Path) -> None:
 def test_bundled_model_loads() -> None:
     path = default_model_path()
     assert path.name == "acdc_unet2d.pt" and path.parent.name == "weights"
-    if not path.is_file():
-        pytest.skip(f"release weights not bundled yet ({path} is absent; they are still being trained)")
+    assert path.is_file(), "the release weights are part of the package"
     model = load_model()
     assert isinstance(model.config, SegmentationConfig) and model.config.num_classes == 4
     x = torch.zeros(1, 1, *model.config.patch_size)

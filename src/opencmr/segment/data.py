@@ -73,16 +73,16 @@ def load_cases(
     cases = []
     for n, folder in enumerate(folders):
         study = read_study(folder)
-        prepared = prepare_study(study, config)
-        if prepared.labels is None:
+        if study.labels is None:
             raise InputError(folder, "has no label files")
+        prepared = prepare_study(study, config, frames=study.labels.frame_numbers)
+        assert prepared.labels is not None
         for k, frame in enumerate(prepared.label_frames):
-            index = study.frame_index(frame)
             cases.append(
                 Case(
                     folder.name,
                     frame,
-                    np.ascontiguousarray(prepared.image[index]),
+                    np.ascontiguousarray(prepared.image[k]),
                     np.ascontiguousarray(prepared.labels[k]),
                     prepared.geometry.spacing,
                 )

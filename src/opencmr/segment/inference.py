@@ -58,7 +58,7 @@ def predict_probabilities(
 
     Slices are zero-padded to a multiple of ``divisor`` and cropped back.
     """
-    padded, (top, bottom, left, right) = pad_to_multiple(slices[:, None], divisor)
+    padded, (top, bottom, left, right) = pad_to_multiple(slices[:, None], divisor, (2 * divisor, 2 * divisor))
     chunks = []
     for start in range(0, padded.shape[0], batch_size):
         x = padded[start : start + batch_size]

@@ -33,7 +33,7 @@ def _require(module: str) -> Any:
     try:
         return __import__(module)
     except ImportError:
-        raise OpenCMRError(f"the ONNX path needs the '{module}' package: pip install {module}") from None
+        raise OpenCMRError(f"the ONNX path needs the '{module}' package: pip install 'opencmr[onnx]'") from None
 
 
 def export_onnx(model: SegmentationModel, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from opencmr.io.study import CineStudy, Geometry
+from opencmr.io.study import CineStudy, Geometry, LabelMap
 from opencmr.preprocess.intensity import normalize_intensity
 from opencmr.preprocess.resample import in_plane_grid, resample_to_grid
 from opencmr.segment.config import SegmentationConfig
@@ -66,8 +66,8 @@ def prepare_study(study: CineStudy, config: SegmentationConfig, frames: Sequence
     Returns
     -------
     PreparedStudy
-        Images interpolated linearly, labels (when the study has them, and
-        all frames are prepared) by nearest neighbour.
+        Images interpolated linearly, labels of the prepared frames (when the
+        study has them) by nearest neighbour.
     """
     normalised = normalize_intensity(study.image, config.lower_percentile, config.upper_percentile)
     if frames is not None:
@@ -76,9 +76,11 @@ def prepare_study(study: CineStudy, config: SegmentationConfig, frames: Sequence
     image = resample_slices(torch.from_numpy(normalised), study.geometry, target, "bilinear").numpy()
     labels = None
     label_frames: tuple[int, ...] = ()
-    if study.labels is not None and frames is None:
-        labels = resample_to_grid(study.labels, target).data
-        label_frames = tuple(study.labels.frame_numbers)
+    if study.labels is not None:
+        label_frames = tuple(f for f in study.labels.frame_numbers if frames is None or f in frames)
+        if label_frames:
+            subset = LabelMap(np.stack([study.labels.frame(f) for f in label_frames]), study.geometry, label_frames)
+            labels = resample_to_grid(subset, target).data
     return PreparedStudy(image, target, study.geometry, labels, label_frames)
 
 

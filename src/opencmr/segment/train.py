@@ -85,6 +85,12 @@ class TrainingConfig:
     threads: int = 2
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
+    def __post_init__(self) -> None:
+        positive = ("iterations", "batch_size", "validate_every", "checkpoint_every")
+        bad = [name for name in positive if int(getattr(self, name)) < 1]
+        if bad or self.learning_rate <= 0 or self.n_validation < 0 or not 0 <= self.heart_fraction <= 1:
+            raise ValueError(f"invalid training settings: {bad or 'learning_rate, n_validation or heart_fraction'}")
+
 
 @dataclass
 class TrainingState:
@@ -132,8 +138,9 @@ _RUN_START_FILES = frozenset({"run.json", "log.csv"})
 def _prepare_run_folder(out_dir: Path, resume: bool) -> bool:
     """Create the run folder; return whether a checkpoint will be resumed.
 
-    A folder holding only what a run writes before its first checkpoint
-    (``run.json``, ``log.csv``) is a run that stopped early: it starts again.
+    With ``resume``, a folder holding only what a run writes before its first
+    checkpoint (``run.json``, ``log.csv``) is a run that stopped early: it
+    starts again. Any other non-empty folder is refused, never cleared.
     """
     checkpoint = out_dir / "checkpoint.pt"
     if checkpoint.exists():
@@ -144,7 +151,7 @@ def _prepare_run_folder(out_dir: Path, resume: bool) -> bool:
         raise OutputError(out_dir, "is a file, not a run folder")
     if out_dir.exists():
         names = {p.name for p in out_dir.iterdir()}
-        if names - _RUN_START_FILES:
+        if names and (not resume or names - _RUN_START_FILES):
             raise OutputError(out_dir, "is not empty and holds no checkpoint to resume")
         for name in names:
             (out_dir / name).unlink()
