@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--patients", nargs="*", help="default: the model's validation patients")
     parser.add_argument("--json", default=None, help="write all numbers to this JSON file")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-peer", action="store_true", help="skip the peer model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     console = Console()
@@ -96,7 +97,7 @@ def main() -> None:
         onnx_model = load_onnx_model(args.onnx, threads=args.threads)
         methods["opencmr ONNX (TTA)"] = ours(onnx_model, True)
         methods["opencmr ONNX (no TTA)"] = ours(onnx_model, False)
-    peer_method = peer()
+    peer_method = None if args.no_peer else peer()
     if peer_method is not None:
         methods["myopari FC-DenseNet"] = peer_method
 

@@ -389,6 +389,10 @@ def train(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     threads: Annotated[int, typer.Option("--threads", min=0, help="CPU threads (0: torch's default).")] = 2,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")] = False,
+    init: Annotated[
+        Path | None, typer.Option("--init", help="Start from this model file's weights (fine-tuning, a second schedule).")
+    ] = None,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="Initial AdamW learning rate.")] = 2e-3,
     name: Annotated[str | None, typer.Option("--name", help="Model name recorded in the model file.")] = None,
 ) -> None:
     """Train the 2D U-Net (Dice + cross-entropy, heavy augmentation); resumable and seeded."""
@@ -398,7 +402,8 @@ def train(
     from opencmr.segment.train import train as run_training
 
     config = TrainingConfig(
-        iterations=iterations, batch_size=batch_size, n_validation=validation, validate_every=validate_every,
+        iterations=iterations, batch_size=batch_size, learning_rate=learning_rate, n_validation=validation,
+        validate_every=validate_every,
         checkpoint_every=min(250, validate_every), seed=seed, threads=threads,
     )
     with Progress(
@@ -415,7 +420,9 @@ def train(
         def on_step(done: int, total: int, loss: float, dice: float | None) -> None:
             bar.update(task, completed=done, visible=True, loss=f"{loss:.3f}", **({} if dice is None else {"dice": f"{dice:.3f}"}))
 
-        selected = run_training(data, out, config=config, resume=resume, name=name, progress=on_step, loading_progress=on_load)
+        selected = run_training(
+            data, out, config=config, resume=resume, init=init, name=name, progress=on_step, loading_progress=on_load
+        )
     console.print(f"model: {selected}", highlight=False)
 
 

@@ -180,3 +180,18 @@ def test_resume_with_another_thread_count(patients_dir: Path, tmp_path: Path) ->
     finally:
         torch.set_num_threads(1)
     assert (out / "final.pt").is_file()
+
+
+def test_init_starts_from_a_model_file_and_records_it(patients_dir: Path, fresh_run, tmp_path: Path) -> None:
+    """A second schedule from finished weights: it starts from them (loss far below a fresh start's) and says so."""
+    run, _ = fresh_run
+    config = dataclasses.replace(CONFIG, iterations=5, validate_every=5)
+    tuned = tmp_path / "tuned"
+    train(patients_dir, tuned, config=config, init=run / "final.pt", name="tuned")
+    settings = json.loads((tuned / "run.json").read_text())
+    assert settings["init"]["path"] == str(run / "final.pt") and len(settings["init"]["sha256"]) == 64
+    assert settings["segmentation"] == json.loads((run / "run.json").read_text())["segmentation"]  # the file's config
+    assert load_model(tuned / "final.pt").info["initialised_from"] == load_model(run / "final.pt").name
+    first_fresh = float(read_log(run)[0]["loss"])
+    first_tuned = float(read_log(tuned)[0]["loss"])
+    assert first_tuned < first_fresh

@@ -24,6 +24,7 @@ loss, polynomial learning-rate decay, patch sampling around the foreground).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import time
@@ -41,7 +42,7 @@ from opencmr.io.acdc import parse_info_cfg
 from opencmr.segment.augment import AugmentationConfig, augment_batch
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.data import Case, SliceBank, find_cases, load_cases, split_cases
-from opencmr.segment.model import SegmentationModel, save_model
+from opencmr.segment.model import SegmentationModel, load_model, save_model
 from opencmr.segment.network import build_network
 from opencmr.segment.preprocess import pad_to_multiple
 
@@ -229,6 +230,7 @@ def train(
     config: TrainingConfig | None = None,
     *,
     resume: bool = False,
+    init: str | os.PathLike[str] | None = None,
     name: str | None = None,
     progress: ProgressFn | None = None,
     loading_progress: Callable[[int, int], None] | None = None,
@@ -245,6 +247,9 @@ def train(
         Model and training settings (defaults: the release recipe).
     resume : bool
         Continue the run in ``out_dir`` from its checkpoint.
+    init : path, optional
+        Model file whose weights start the run (fine-tuning, or a second
+        schedule after a finished run); its configuration replaces ``seg_config``.
     name : str, optional
         Model name recorded in the model file (default: the run folder's name).
     progress, loading_progress : callables, optional
@@ -264,7 +269,14 @@ def train(
             data_dir, f"holds {len(folders)} patients: too few to hold out {config.n_validation} for validation (--validation)"
         )
     train_folders, val_folders = split_cases(folders, config.n_validation, config.seed, _groups(folders))
+    init_model = None
+    if init is not None:
+        init_model = load_model(init)
+        seg_config = init_model.config
     settings = _run_settings(seg_config, config, train_folders, val_folders, data_dir)
+    if init is not None:
+        settings["init"] = {"path": str(init), "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest(),
+                            "name": init_model.name}
     resuming = _prepare_run_folder(out_dir, resume)
     if resuming:
         _check_same_run(out_dir, settings)
@@ -283,6 +295,8 @@ def train(
     bank = SliceBank(train_cases)
 
     network = build_network(seg_config).to(device)
+    if init_model is not None:
+        network.load_state_dict(init_model.network.state_dict())
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     state = TrainingState()
@@ -292,6 +306,7 @@ def train(
 
     info = {
         "name": name or out_dir.name,
+        **({} if init_model is None else {"initialised_from": init_model.name}),
         "training_data": str(data_dir),
         "train_patients": len(train_folders),
         "validation_patients": [p.name for p in val_folders],
