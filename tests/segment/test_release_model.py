@@ -35,7 +35,7 @@ def _dice(pred: np.ndarray, truth: np.ndarray) -> dict[int, float]:
 _PHANTOM_GAP = pytest.mark.xfail(
     strict=True,
     reason="known gap (issue 3): the phantom's RV at the base and its infarct rendering do not look like real cine, "
-    "and v1 of the model reaches RV Dice ~0.78-0.80 there; fix the phantom's realism (not the training data)",
+    "and the release model reaches RV Dice ~0.8 there; fix the phantom's realism (not the training data)",
 )
 
 
