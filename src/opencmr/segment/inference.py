@@ -23,12 +23,11 @@ from typing import Protocol
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from opencmr.io.study import CineStudy, LabelMap
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.model import load_model
-from opencmr.segment.postprocess import postprocess_labels
+from opencmr.segment.postprocess import largest_component, postprocess_labels
 from opencmr.segment.preprocess import pad_to_multiple, prepare_study, to_source_grid
 
 __all__ = ["segment_study", "heart_box", "predict_probabilities", "FLIPS", "Segmenter"]
@@ -80,13 +79,10 @@ def heart_box(labels: np.ndarray, config: SegmentationConfig, shape: tuple[int, 
     ``config.patch_size`` and a multiple of the network's divisor, and stays
     inside ``shape`` where it can. With no foreground, the whole field of view.
     """
-    fg = labels > 0
-    components, n = ndimage.label(fg, structure=ndimage.generate_binary_structure(3, 3))
-    if n == 0:
+    heart = largest_component(labels > 0)
+    if not heart.any():
         return slice(0, shape[0]), slice(0, shape[1])
-    sizes = np.bincount(components.ravel())
-    sizes[0] = 0
-    rows_cols = np.argwhere(components == int(np.argmax(sizes)))[:, 1:]
+    rows_cols = np.argwhere(heart)[:, 1:]
     out = []
     for axis in range(2):
         margin = int(np.ceil(config.heart_margin_mm / config.spacing_mm[axis]))

@@ -15,9 +15,19 @@ from scipy import ndimage
 
 from opencmr.labels import Label
 
-__all__ = ["keep_largest_component", "fill_holes", "postprocess_labels"]
+__all__ = ["largest_component", "keep_largest_component", "fill_holes", "postprocess_labels"]
 
 _FULL = ndimage.generate_binary_structure(3, 3)
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 3D connected component (26-connectivity) of a boolean mask (all False when it is empty)."""
+    components, n = ndimage.label(mask, structure=_FULL)
+    if n <= 1:
+        return components > 0
+    sizes = np.bincount(components.ravel())
+    sizes[0] = 0
+    return components == int(np.argmax(sizes))
 
 
 def keep_largest_component(labels: np.ndarray, values: tuple[int, ...] = (1, 2, 3)) -> np.ndarray:
@@ -31,13 +41,8 @@ def keep_largest_component(labels: np.ndarray, values: tuple[int, ...] = (1, 2, 
     out = np.array(labels, copy=True)
     for value in values:
         mask = out == value
-        if not mask.any():
-            continue
-        components, n = ndimage.label(mask, structure=_FULL)
-        if n > 1:
-            sizes = np.bincount(components.ravel())
-            sizes[0] = 0
-            out[mask & (components != int(np.argmax(sizes)))] = 0
+        if mask.any():
+            out[mask & ~largest_component(mask)] = 0
     return out
 
 

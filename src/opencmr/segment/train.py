@@ -38,13 +38,16 @@ import torch
 from monai.losses import DiceCELoss
 
 from opencmr.errors import InputError, OutputError
+from opencmr.evaluate.metrics import dice
+from opencmr.io._atomic import atomic_output
 from opencmr.io.acdc import parse_info_cfg
+from opencmr.labels import Label
 from opencmr.segment.augment import AugmentationConfig, augment_batch
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.data import Case, SliceBank, find_cases, load_cases, split_cases
 from opencmr.segment.model import SegmentationModel, load_model, save_model
 from opencmr.segment.network import build_network
-from opencmr.segment.preprocess import pad_to_multiple
+from opencmr.segment.inference import predict_probabilities
 
 __all__ = ["TrainingConfig", "TrainingState", "train", "validate_cases", "ProgressFn"]
 
@@ -110,27 +113,19 @@ def _device() -> torch.device:
 
 def validate_cases(network: torch.nn.Module, cases: list[Case], config: SegmentationConfig, device: torch.device) -> dict[str, float]:
     """Mean Dice per structure (on the model grid) over ``cases``: quick model selection, not the final evaluation."""
-    names = {1: "rv", 2: "myo", 3: "lv"}
-    scores: dict[str, list[float]] = {n: [] for n in names.values()}
+    structures = (Label.LV_BLOOD_POOL, Label.LV_MYOCARDIUM, Label.RV_BLOOD_POOL)
+    scores: dict[str, list[float]] = {s.abbreviation: [] for s in structures}
     network.eval()
     with torch.inference_mode():
         for case in cases:
-            x, pads = pad_to_multiple(torch.tensor(case.image)[:, None], config.divisor)
-            logits = network(x.to(device)).cpu()
-            pred = logits.argmax(1)[:, pads[0] : pred_stop(pads[1]), pads[2] : pred_stop(pads[3])].numpy()
-            for value, name in names.items():
-                a, b = pred == value, case.labels == value
-                denom = a.sum() + b.sum()
-                scores[name].append(1.0 if denom == 0 else 2.0 * np.logical_and(a, b).sum() / denom)
+            probs = predict_probabilities(torch.tensor(case.image), lambda b: network(b.to(device)).cpu(), config.divisor, ((),))
+            pred = probs.argmax(1).numpy()
+            for structure in structures:
+                scores[structure.abbreviation].append(dice(pred == structure, case.labels == structure))
     network.train()
     out = {k: float(np.mean(v)) for k, v in scores.items()}
     out["mean"] = float(np.mean(list(out.values())))
     return out
-
-
-def pred_stop(pad: int) -> int | None:
-    """Slice end that removes ``pad`` trailing elements (``None`` when there are none)."""
-    return -pad if pad else None
 
 
 _RUN_START_FILES = frozenset({"run.json", "log.csv"})
@@ -190,9 +185,8 @@ def _save_checkpoint(path: Path, network, optimiser, state: TrainingState, np_rn
         "numpy_rng": json.dumps(np_rng.bit_generator.state),
         "torch_rng": gen.get_state(),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with atomic_output(path, overwrite=True) as tmp:
+        torch.save(payload, tmp)
 
 
 def _load_checkpoint(path: Path, network, optimiser, np_rng, gen: torch.Generator) -> TrainingState:
