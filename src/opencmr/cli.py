@@ -394,10 +394,19 @@ def train(
     ] = None,
     learning_rate: Annotated[float, typer.Option("--learning-rate", min=0.0, help="Initial AdamW learning rate.")] = 2e-3,
     name: Annotated[str | None, typer.Option("--name", help="Model name recorded in the model file.")] = None,
+    context_slices: Annotated[
+        int | None,
+        typer.Option(
+            "--context-slices", min=0,
+            help="Neighbouring slices on each side as extra input channels (2.5D). Default: 0, or --init's setting "
+            "(a 2D --init model can start a 2.5D network).",
+        ),
+    ] = None,
 ) -> None:
     """Train the 2D U-Net (Dice + cross-entropy, heavy augmentation); resumable and seeded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from opencmr.segment.config import SegmentationConfig
     from opencmr.segment.train import TrainingConfig
     from opencmr.segment.train import train as run_training
 
@@ -421,7 +430,8 @@ def train(
             bar.update(task, completed=done, visible=True, loss=f"{loss:.3f}", **({} if dice is None else {"dice": f"{dice:.3f}"}))
 
         selected = run_training(
-            data, out, config=config, resume=resume, init=init, name=name, progress=on_step, loading_progress=on_load
+            data, out, None if context_slices is None else SegmentationConfig(context_slices=context_slices), config=config,
+            resume=resume, init=init, name=name, progress=on_step, loading_progress=on_load,
         )
     console.print(f"model: {selected}", highlight=False)
 

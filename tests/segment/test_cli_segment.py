@@ -213,3 +213,16 @@ def test_segment_acdc_folder_with_ed_es_only_writes_one_file_per_frame(tiny_mode
 def test_export_onnx_needs_the_onnx_suffix(tiny_model_file: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["export-onnx", "--model", str(tiny_model_file), "-o", str(tmp_path / "model.bin")])
     assert_one_line_error(result, "model.bin", ".onnx")
+
+
+def test_train_context_slices_widens_an_init_model(patients_dir: Path, tiny_model_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "wide"
+    args = ["train", "--data", str(patients_dir), "--out", str(out), "--iterations", "2", "--validation", "1",
+            "--validate-every", "2", "--batch-size", "2", "--threads", "1", "--init", str(tiny_model_file),
+            "--context-slices", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model = load_model(out / "final.pt")
+    assert model.config.context_slices == 1 and model.config.channels == TINY.channels
+    bad = runner.invoke(app, [*args[:4], str(tmp_path / "bad"), *args[5:-1], "-1"])
+    assert bad.exit_code != 0 and "--context-slices" in bad.output

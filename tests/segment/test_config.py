@@ -39,3 +39,11 @@ def test_other_invalid_settings() -> None:
         SegmentationConfig(spacing_mm=(0.0, 1.5))
     with pytest.raises(ValueError, match="spacing_mm"):
         SegmentationConfig(spacing_mm=(1.5,))
+
+
+def test_context_slices_set_the_input_channels_and_old_files_mean_2d() -> None:
+    assert TINY.in_channels == 1 and SegmentationConfig(context_slices=2).in_channels == 5
+    old = {k: v for k, v in TINY.to_dict().items() if k != "context_slices"}  # a model file from before 2.5D
+    assert SegmentationConfig.from_dict(old).context_slices == 0
+    with pytest.raises(ValueError, match="context_slices"):
+        SegmentationConfig(context_slices=-1)

@@ -136,3 +136,21 @@ def test_slice_bank_is_seeded_and_thick_slices_blend_neighbours() -> None:
     middle = (values >= 0.6 - 0.35 * 0.4 - 1e-6) & (values <= 0.6 - 0.1 * 0.4 + 1e-6)
     edge = (values >= 0.2 + 0.1 * 0.2 - 1e-6) & (values <= 0.2 + 0.35 * 0.2 + 1e-6)
     assert (middle | edge).all() and middle.any() and edge.any()
+
+
+def test_slice_bank_context_channels_are_the_neighbouring_slices_in_either_order() -> None:
+    # constant slices 0.1, 0.2, 0.3, 0.4 and a central heart box, so crops stay inside the image
+    labels = np.zeros((4, 60, 80), np.uint8)
+    labels[:, 28:32, 38:42] = 3
+    image = np.ones((4, 60, 80), np.float32) * np.array([0.1, 0.2, 0.3, 0.4], np.float32)[:, None, None]
+    bank = SliceBank([Case("p", 0, image, labels, (10.0, 2.0, 2.0))])
+    images, labels_out = bank.sample(np.random.default_rng(3), 64, (32, 32), heart_fraction=1.0, thick_slice_probability=0.0, context=1)
+    assert images.shape == (64, 3, 32, 32) and labels_out.shape == (64, 32, 32)
+    triples = {tuple(round(float(v), 3) for v in images[b, :, 16, 16]) for b in range(64)}
+    upward = {(0.1, 0.1, 0.2), (0.1, 0.2, 0.3), (0.2, 0.3, 0.4), (0.3, 0.4, 0.4)}  # edge slices repeated
+    downward = {t[::-1] for t in upward}
+    assert triples <= upward | downward
+    assert triples & upward and triples & downward  # both slice directions are shown
+    # without context the draws are those of a plain 2D bank (old runs stay reproducible)
+    plain = bank.sample(np.random.default_rng(3), 8, (32, 32), context=0)[0]
+    np.testing.assert_array_equal(plain, bank.sample(np.random.default_rng(3), 8, (32, 32))[0])

@@ -137,3 +137,16 @@ def test_predict_probabilities_pads_and_averages_flips() -> None:
     torch.testing.assert_close(flipped.flip(-1), expected, atol=1e-5, rtol=0)
     one_way = predict_probabilities(even.flip(-1), network, 4, flips=((),)).flip(-1)
     assert not torch.allclose(one_way, predict_probabilities(even, network, 4, flips=((),)), atol=1e-3)
+
+
+def test_a_25d_model_segments_a_study_and_sees_the_neighbouring_slices(study: CineStudy) -> None:
+    model = tiny_model(seed=2, config=dataclasses.replace(TINY, context_slices=1))
+    labels = segment_study(study, model, tta=False)
+    assert labels.data.shape == (study.n_frames, *study.geometry.shape)
+    # the same slices in another order: each slice's neighbours change, so its probabilities do
+    volume = torch.rand(4, 32, 32, generator=torch.Generator().manual_seed(0))
+    forward = model.forward_fn()
+    probs = predict_probabilities(volume, forward, TINY.divisor, ((),), context=1)
+    shuffled = predict_probabilities(volume[[0, 2, 1, 3]], forward, TINY.divisor, ((),), context=1)
+    assert probs.shape == (4, 4, 32, 32)
+    assert not torch.allclose(probs[1], shuffled[2])

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import pickle
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import torch
 
 from opencmr.errors import InputError, OutputError
 from opencmr.segment.config import SegmentationConfig
-from opencmr.segment.model import FORMAT, default_model_path, load_model, save_model
+from opencmr.segment.model import FORMAT, default_model_path, load_model, load_weights_widening_input, save_model
+from opencmr.segment.network import build_network
 from tests.segment.conftest import TINY, tiny_model
 
 
@@ -79,3 +81,22 @@ def test_bundled_model_loads() -> None:
     assert isinstance(model.config, SegmentationConfig) and model.config.num_classes == 4
     x = torch.zeros(1, 1, *model.config.patch_size)
     assert model.forward_fn()(x).shape == (1, 4, *model.config.patch_size)
+
+
+def test_widening_a_2d_model_to_25d_keeps_its_outputs() -> None:
+    """A 2.5D network started from 2D weights computes what the 2D network did, whatever the neighbours hold."""
+    flat = tiny_model(seed=5)
+    config = dataclasses.replace(TINY, context_slices=1)
+    wide = build_network(config).eval()
+    load_weights_widening_input(wide, flat.network.state_dict())
+    x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1))
+    neighbours = torch.rand(3, 2, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        expected = flat.network(x)
+        got = wide(torch.cat([neighbours[:, :1], x, neighbours[:, 1:]], 1))
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    other = build_network(dataclasses.replace(TINY, channels=(4, 8, 32))).eval()
+    with pytest.raises(ValueError, match="do not fit"):
+        load_weights_widening_input(other, flat.network.state_dict())
+    with pytest.raises(ValueError, match="another architecture"):
+        load_weights_widening_input(build_network(dataclasses.replace(TINY, num_res_units=2)), flat.network.state_dict())

@@ -8,7 +8,7 @@ import torch
 
 from opencmr.io.study import CineStudy, Geometry, LabelMap
 from opencmr.preprocess.resample import in_plane_grid, resample_to_grid
-from opencmr.segment.preprocess import pad_to_multiple, prepare_study, resample_slices, to_source_grid
+from opencmr.segment.preprocess import pad_to_multiple, prepare_study, resample_slices, stack_context, to_source_grid
 from tests.conftest import blob_labels, oblique_affine
 from tests.segment.conftest import TINY
 
@@ -109,3 +109,14 @@ def test_pad_to_multiple_pads_centred() -> None:
     same, pads = pad_to_multiple(image[..., :16, :32], 16)
     assert pads == (0, 0, 0, 0)
     torch.testing.assert_close(same, image[..., :16, :32])
+
+
+def test_stack_context_puts_each_slice_between_its_neighbours_repeating_the_edges() -> None:
+    volume = torch.arange(4, dtype=torch.float32)[:, None, None].expand(4, 2, 3)
+    stacked = stack_context(volume, 1)
+    assert stacked.shape == (4, 3, 2, 3)
+    np.testing.assert_array_equal(stacked[:, :, 0, 0].numpy(), [[0, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 3]])
+    two = stack_context(volume, 2)[:, :, 1, 2].numpy()
+    np.testing.assert_array_equal(two[0], [0, 0, 0, 1, 2])
+    np.testing.assert_array_equal(stack_context(volume[:1], 1)[0, :, 0, 0].numpy(), [0, 0, 0])  # one slice
+    np.testing.assert_array_equal(stack_context(volume, 0).numpy(), volume[:, None].numpy())

@@ -195,3 +195,14 @@ def test_init_starts_from_a_model_file_and_records_it(patients_dir: Path, fresh_
     first_fresh = float(read_log(run)[0]["loss"])
     first_tuned = float(read_log(tuned)[0]["loss"])
     assert first_tuned < first_fresh
+
+
+def test_init_from_a_2d_model_can_start_a_25d_run(patients_dir: Path, fresh_run, tmp_path: Path) -> None:
+    run, _ = fresh_run
+    config = dataclasses.replace(CONFIG, iterations=5, validate_every=5)
+    wide = tmp_path / "wide"
+    train(patients_dir, wide, dataclasses.replace(TINY, context_slices=1), config=config, init=run / "final.pt")
+    model = load_model(wide / "final.pt")
+    assert model.config == dataclasses.replace(TINY, context_slices=1)
+    assert json.loads((wide / "run.json").read_text())["segmentation"]["context_slices"] == 1
+    assert float(read_log(wide)[0]["loss"]) < float(read_log(run)[0]["loss"])  # it starts from the 2D weights

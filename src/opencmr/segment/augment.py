@@ -65,7 +65,7 @@ def _chance(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
 def spatial_augment(
     images: torch.Tensor, labels: torch.Tensor, config: AugmentationConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rotate, scale, flip and elastically deform ``images (B, 1, H, W)`` and ``labels (B, H, W)`` alike."""
+    """Rotate, scale, flip and elastically deform ``images (B, C, H, W)`` and ``labels (B, H, W)`` alike."""
     n = images.shape[0]
     angle = torch.where(
         _chance(n, config.p_rotation, gen),
@@ -93,19 +93,19 @@ def spatial_augment(
 
 def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Blur each sample with its own sigma (pixels), separable, via a grouped convolution."""
-    n, _, h, w = images.shape
+    n, c, h, w = images.shape
     radius = int(math.ceil(3 * float(sigma.max())))
     x = torch.arange(-radius, radius + 1, dtype=images.dtype)
     kernel = torch.exp(-0.5 * (x[None] / sigma[:, None]) ** 2)
-    kernel = kernel / kernel.sum(1, keepdim=True)
-    flat = images.reshape(1, n, h, w)
-    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=n)
-    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=n)
-    return flat.reshape(n, 1, h, w)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, dim=0)
+    flat = images.reshape(1, n * c, h, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=n * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=n * c)
+    return flat.reshape(n, c, h, w)
 
 
 def intensity_augment(images: torch.Tensor, config: AugmentationConfig, gen: torch.Generator) -> torch.Tensor:
-    """Scanner-like intensity changes of ``images (B, 1, H, W)`` (normalised to about [0, 1])."""
+    """Scanner-like intensity changes of ``images (B, C, H, W)`` (normalised to about [0, 1]), the same for every channel of a sample."""
     n, _, h, w = images.shape
     x = images
     pick = _chance(n, config.p_bias_field, gen)

@@ -42,6 +42,10 @@ class SegmentationConfig:
     heart_margin_mm : float
         Margin added around the heart found on the localising pass before
         cropping the remaining frames.
+    context_slices : int
+        Neighbouring slices on each side given to the network as extra input
+        channels (2.5D; 0 is a plain 2D network). Slices beyond the stack
+        repeat the edge slice (:func:`opencmr.segment.preprocess.stack_context`).
     """
 
     spacing_mm: tuple[float, float] = (1.5, 1.5)
@@ -55,18 +59,26 @@ class SegmentationConfig:
     dropout: float = 0.0
     num_classes: int = 4
     heart_margin_mm: float = 30.0
+    context_slices: int = 0
 
     def __post_init__(self) -> None:
         if len(self.spacing_mm) != 2 or min(self.spacing_mm) <= 0:
             raise ValueError(f"spacing_mm must be two positive numbers, got {self.spacing_mm}")
         if len(self.strides) != len(self.channels) - 1:
             raise ValueError("strides must have one entry fewer than channels")
+        if int(self.context_slices) < 0:
+            raise ValueError(f"context_slices must be 0 or more, got {self.context_slices}")
         if any(p % self.divisor for p in self.patch_size):
             raise ValueError(f"patch_size {self.patch_size} must be a multiple of {self.divisor}")
         object.__setattr__(self, "spacing_mm", tuple(float(v) for v in self.spacing_mm))
         object.__setattr__(self, "patch_size", tuple(int(v) for v in self.patch_size))
         object.__setattr__(self, "channels", tuple(int(v) for v in self.channels))
         object.__setattr__(self, "strides", tuple(int(v) for v in self.strides))
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels of the network: the slice and its ``context_slices`` neighbours on each side."""
+        return 1 + 2 * int(self.context_slices)
 
     @property
     def divisor(self) -> int:

@@ -117,25 +117,35 @@ class SliceBank:
 
     def sample(
         self, rng: np.random.Generator, batch_size: int, patch: tuple[int, int], heart_fraction: float = 0.5,
-        thick_slice_probability: float = 0.15,
+        thick_slice_probability: float = 0.15, context: int = 0,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A batch of crops ``(batch, 1, rows, cols)`` float32 and labels ``(batch, rows, cols)`` int64.
+        """A batch of crops ``(batch, 1 + 2 * context, rows, cols)`` float32 and labels ``(batch, rows, cols)`` int64.
 
         Crops beyond the image are zero-padded (label background). With
         probability ``thick_slice_probability`` a slice is blended with its
-        neighbours, as partial volume in a thicker slice would.
+        neighbours, as partial volume in a thicker slice would. With
+        ``context`` > 0 the neighbouring slices come as extra channels
+        (edge slices repeated, as :func:`opencmr.segment.preprocess.stack_context`
+        does), in reversed order for half of the crops, since stacks run
+        base-to-apex or apex-to-base depending on the scanner.
         """
-        images = np.zeros((batch_size, 1, *patch), np.float32)
+        images = np.zeros((batch_size, 1 + 2 * context, *patch), np.float32)
         labels = np.zeros((batch_size, *patch), np.int64)
         picks = rng.integers(0, len(self.index), batch_size)
         for b, pick in enumerate(picks):
             c, s = self.index[pick]
             case = self.cases[c]
+            n_slices = case.image.shape[0]
             image = case.image[s]
-            if rng.random() < thick_slice_probability and case.image.shape[0] > 1:
-                lo, hi = max(s - 1, 0), min(s + 1, case.image.shape[0] - 1)
+            if rng.random() < thick_slice_probability and n_slices > 1:
+                lo, hi = max(s - 1, 0), min(s + 1, n_slices - 1)
                 w = rng.uniform(0.1, 0.35)
                 image = (1 - w) * image + w * 0.5 * (case.image[lo] + case.image[hi])
+            stack = [image]
+            if context:
+                step = -1 if rng.random() < 0.5 else 1
+                offsets = range(-context * step, context * step + step, step)
+                stack = [image if k == 0 else case.image[min(max(s + k, 0), n_slices - 1)] for k in offsets]
             rows, cols = image.shape
             box = self.boxes.get((c, s))
             if box is not None and rng.random() < heart_fraction:
@@ -148,6 +158,7 @@ class SliceBank:
             src_c = slice(max(c0, 0), min(c0 + patch[1], cols))
             dst_r = slice(src_r.start - r0, src_r.stop - r0)
             dst_c = slice(src_c.start - c0, src_c.stop - c0)
-            images[b, 0, dst_r, dst_c] = image[src_r, src_c]
+            for channel, plane in enumerate(stack):
+                images[b, channel, dst_r, dst_c] = plane[src_r, src_c]
             labels[b, dst_r, dst_c] = case.labels[s][src_r, src_c]
         return images, labels

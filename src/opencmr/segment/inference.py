@@ -28,7 +28,7 @@ from opencmr.io.study import CineStudy, LabelMap
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.model import load_model
 from opencmr.segment.postprocess import largest_component, postprocess_labels
-from opencmr.segment.preprocess import pad_to_multiple, prepare_study, to_source_grid
+from opencmr.segment.preprocess import pad_to_multiple, prepare_study, stack_context, to_source_grid
 
 __all__ = ["segment_study", "heart_box", "predict_probabilities", "FLIPS", "Segmenter"]
 
@@ -38,7 +38,7 @@ FLIPS: tuple[tuple[int, ...], ...] = ((), (-2,), (-1,), (-2, -1))
 #: ``progress(done, total)`` in frames.
 FrameProgress = Callable[[int, int], None]
 
-#: ``forward(batch (N, 1, H, W) float32) -> logits (N, classes, H, W)``
+#: ``forward(batch (N, channels, H, W) float32) -> logits (N, classes, H, W)``
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -51,13 +51,21 @@ class Segmenter(Protocol):
 
 
 def predict_probabilities(
-    slices: torch.Tensor, forward: Forward, divisor: int, flips: Sequence[tuple[int, ...]] = FLIPS, batch_size: int = 32
+    slices: torch.Tensor,
+    forward: Forward,
+    divisor: int,
+    flips: Sequence[tuple[int, ...]] = FLIPS,
+    batch_size: int = 32,
+    context: int = 0,
 ) -> torch.Tensor:
-    """Softmax probabilities ``(N, classes, H, W)`` of slices ``(N, H, W)``, averaged over ``flips``.
+    """Softmax probabilities ``(N, classes, H, W)`` of the slices ``(N, H, W)`` of one stack, averaged over ``flips``.
 
-    Slices are zero-padded to a multiple of ``divisor`` and cropped back.
+    Slices are zero-padded to a multiple of ``divisor`` and cropped back. With
+    ``context`` > 0 each slice is given with its neighbours (:func:`stack_context`),
+    so ``slices`` must be a whole stack in order.
     """
-    padded, (top, bottom, left, right) = pad_to_multiple(slices[:, None], divisor, (2 * divisor, 2 * divisor))
+    inputs = stack_context(slices, context) if context else slices[:, None]
+    padded, (top, bottom, left, right) = pad_to_multiple(inputs, divisor, (2 * divisor, 2 * divisor))
     chunks = []
     for start in range(0, padded.shape[0], batch_size):
         x = padded[start : start + batch_size]
@@ -152,13 +160,13 @@ def segment_study(
         reference_image = image[frame_numbers.index(reference)]
     else:
         reference_image = torch.from_numpy(prepare_study(dataclasses.replace(study, labels=None), config, frames=[reference]).image[0])
-    probs = predict_probabilities(reference_image, forward, config.divisor, ((),), batch_size)
+    probs = predict_probabilities(reference_image, forward, config.divisor, ((),), batch_size, config.context_slices)
     rows_cut, cols_cut = heart_box(probs.argmax(1).numpy(), config, (rows, cols))
 
     out = np.zeros((n_frames, *study.geometry.shape), np.uint8)
     for f in range(n_frames):
         crop = image[f][:, rows_cut, cols_cut]
-        p_crop = predict_probabilities(crop, forward, config.divisor, flips, batch_size)
+        p_crop = predict_probabilities(crop, forward, config.divisor, flips, batch_size, config.context_slices)
         full = torch.zeros((n_slices, config.num_classes, rows, cols))
         full[:, 0] = 1.0
         full[:, :, rows_cut, cols_cut] = p_crop

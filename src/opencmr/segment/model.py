@@ -22,7 +22,7 @@ from opencmr.io._atomic import atomic_output
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.network import build_network
 
-__all__ = ["SegmentationModel", "save_model", "load_model", "default_model_path", "FORMAT"]
+__all__ = ["SegmentationModel", "save_model", "load_model", "default_model_path", "load_weights_widening_input", "FORMAT"]
 
 FORMAT = "opencmr-segmentation-model"
 FORMAT_VERSION = 1
@@ -51,7 +51,7 @@ class SegmentationModel:
         return str(self.info.get("name", "unnamed"))
 
     def forward_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """``logits = f(batch)`` for float32 batches ``(N, 1, H, W)``, in inference mode, on the network's device."""
+        """``logits = f(batch)`` for float32 batches ``(N, config.in_channels, H, W)``, in inference mode, on the network's device."""
         network = self.network
         device = next(network.parameters()).device
 
@@ -102,3 +102,35 @@ def load_model(path: str | os.PathLike[str] | None = None, device: str | torch.d
         raise InputError(path, f"model file is inconsistent: {exc}") from None
     network.to(device).eval()
     return SegmentationModel(config, network, dict(payload.get("info", {})))
+
+
+def load_weights_widening_input(network: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load ``state`` into ``network``, giving a network with more input channels the old single-slice weights.
+
+    Weights whose only difference is a wider input axis (axis 1: a 2D model's
+    first convolutions, loaded into a 2.5D network) are placed on the centre
+    channel, the slice itself, with zeros for the neighbouring slices: the
+    widened network starts out computing exactly what the 2D one did, and
+    fine-tuning learns what the neighbours add.
+
+    Raises
+    ------
+    ValueError
+        When a weight differs in any other way (another architecture).
+    """
+    target = network.state_dict()
+    if set(target) != set(state):
+        raise ValueError("the initial weights belong to another architecture (different layers)")
+    merged = {}
+    for key, new in target.items():
+        old = state[key]
+        if old.shape == new.shape:
+            merged[key] = old
+        elif old.ndim == new.ndim >= 2 and old.shape[0] == new.shape[0] and old.shape[2:] == new.shape[2:] and (new.shape[1] - old.shape[1]) % 2 == 0:
+            start = (new.shape[1] - old.shape[1]) // 2
+            widened = torch.zeros_like(new)
+            widened[:, start : start + old.shape[1]] = old
+            merged[key] = widened
+        else:
+            raise ValueError(f"the initial weights do not fit the network: {key} is {tuple(old.shape)}, needs {tuple(new.shape)}")
+    network.load_state_dict(merged)

@@ -11,7 +11,7 @@ __all__ = ["build_network"]
 
 
 def build_network(config: SegmentationConfig) -> nn.Module:
-    """A 2D :class:`monai.networks.nets.UNet` (one input channel, ``num_classes`` logits).
+    """A 2D :class:`monai.networks.nets.UNet` (``config.in_channels`` inputs, ``num_classes`` logits).
 
     References
     ----------
@@ -20,7 +20,7 @@ def build_network(config: SegmentationConfig) -> nn.Module:
     """
     return UNet(
         spatial_dims=2,
-        in_channels=1,
+        in_channels=config.in_channels,
         out_channels=config.num_classes,
         channels=config.channels,
         strides=config.strides,

@@ -40,7 +40,7 @@ def export_onnx(model: SegmentationModel, path: str | os.PathLike[str], *, overw
     """Export ``model``'s network to ONNX (opset 17) with its configuration in the metadata."""
     onnx = _require("onnx")
     network = copy.deepcopy(model.network).cpu().eval()
-    example = torch.zeros(1, 1, *model.config.patch_size)
+    example = torch.zeros(1, model.config.in_channels, *model.config.patch_size)
     axes = {0: "batch", 2: "rows", 3: "cols"}
     with atomic_output(path, overwrite=overwrite) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # legacy-exporter deprecation and instance-norm training-mode notes

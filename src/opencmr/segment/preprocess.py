@@ -23,7 +23,7 @@ from opencmr.preprocess.intensity import normalize_intensity
 from opencmr.preprocess.resample import in_plane_grid, resample_to_grid
 from opencmr.segment.config import SegmentationConfig
 
-__all__ = ["PreparedStudy", "prepare_study", "resample_slices", "to_source_grid", "pad_to_multiple"]
+__all__ = ["PreparedStudy", "prepare_study", "resample_slices", "to_source_grid", "pad_to_multiple", "stack_context"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,19 @@ def resample_slices(volumes: torch.Tensor, source: Geometry, target: Geometry, m
     grid = torch.stack([gx, gy], dim=-1)[None].expand(flat.shape[0], rows, cols, 2)
     out = F.grid_sample(flat, grid, mode=mode, padding_mode="border", align_corners=True)
     return out.reshape(*lead, rows, cols)
+
+
+def stack_context(volume: torch.Tensor, context: int) -> torch.Tensor:
+    """Slices ``(S, H, W)`` as 2.5D inputs ``(S, 1 + 2 * context, H, W)``: each slice between its neighbours.
+
+    Channel ``context`` is the slice itself, channels before it the slices
+    below it in the stack, channels after it those above; beyond the first or
+    last slice the edge slice is repeated.
+    """
+    n = volume.shape[0]
+    offsets = torch.arange(-context, context + 1)
+    index = (torch.arange(n)[:, None] + offsets[None]).clamp(0, n - 1)
+    return volume[index]
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int, minimum: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, tuple[int, int, int, int]]:

@@ -24,6 +24,7 @@ loss, polynomial learning-rate decay, patch sampling around the foreground).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -45,7 +46,7 @@ from opencmr.labels import Label
 from opencmr.segment.augment import AugmentationConfig, augment_batch
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.data import Case, SliceBank, find_cases, load_cases, split_cases
-from opencmr.segment.model import SegmentationModel, load_model, save_model
+from opencmr.segment.model import SegmentationModel, load_model, load_weights_widening_input, save_model
 from opencmr.segment.network import build_network
 from opencmr.segment.inference import predict_probabilities
 
@@ -118,7 +119,9 @@ def validate_cases(network: torch.nn.Module, cases: list[Case], config: Segmenta
     network.eval()
     with torch.inference_mode():
         for case in cases:
-            probs = predict_probabilities(torch.tensor(case.image), lambda b: network(b.to(device)).cpu(), config.divisor, ((),))
+            probs = predict_probabilities(
+                torch.tensor(case.image), lambda b: network(b.to(device)).cpu(), config.divisor, ((),), context=config.context_slices
+            )
             pred = probs.argmax(1).numpy()
             for structure in structures:
                 scores[structure.abbreviation].append(dice(pred == structure, case.labels == structure))
@@ -243,7 +246,9 @@ def train(
         Continue the run in ``out_dir`` from its checkpoint.
     init : path, optional
         Model file whose weights start the run (fine-tuning, or a second
-        schedule after a finished run); its configuration replaces ``seg_config``.
+        schedule after a finished run); its configuration replaces ``seg_config``,
+        except ``context_slices`` when ``seg_config`` is given: a 2D model can
+        start a 2.5D one (:func:`~opencmr.segment.model.load_weights_widening_input`).
     name : str, optional
         Model name recorded in the model file (default: the run folder's name).
     progress, loading_progress : callables, optional
@@ -254,7 +259,6 @@ def train(
     pathlib.Path
         ``best.pt`` when there are validation patients, else ``final.pt``.
     """
-    seg_config = seg_config or SegmentationConfig()
     config = config or TrainingConfig()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     folders = find_cases(data_dir)
@@ -266,7 +270,9 @@ def train(
     init_model = None
     if init is not None:
         init_model = load_model(init)
-        seg_config = init_model.config
+        context = init_model.config.context_slices if seg_config is None else seg_config.context_slices
+        seg_config = dataclasses.replace(init_model.config, context_slices=context)
+    seg_config = seg_config or SegmentationConfig()
     settings = _run_settings(seg_config, config, train_folders, val_folders, data_dir)
     if init is not None:
         settings["init"] = {"path": str(init), "sha256": hashlib.sha256(Path(init).read_bytes()).hexdigest(),
@@ -290,7 +296,7 @@ def train(
 
     network = build_network(seg_config).to(device)
     if init_model is not None:
-        network.load_state_dict(init_model.network.state_dict())
+        load_weights_widening_input(network, init_model.network.state_dict())
     optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
     state = TrainingState()
@@ -317,7 +323,9 @@ def train(
             lr = config.learning_rate * (1 - state.iteration / config.iterations) ** 0.9
             for group in optimiser.param_groups:
                 group["lr"] = lr
-            images, labels = bank.sample(np_rng, config.batch_size, seg_config.patch_size, config.heart_fraction)
+            images, labels = bank.sample(
+                np_rng, config.batch_size, seg_config.patch_size, config.heart_fraction, context=seg_config.context_slices
+            )
             x, y = augment_batch(torch.from_numpy(images), torch.from_numpy(labels), config.augmentation, gen)
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(network(x.to(device)), y[:, None].to(device))
