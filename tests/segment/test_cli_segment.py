@@ -180,7 +180,7 @@ def test_commands_without_model_use_the_bundled_model(phantom_folder: Path, tmp_
     out = tmp_path / "x.nii.gz"
     result = runner.invoke(app, ["segment", str(source), "-o", str(out), "--no-tta"])
     assert result.exit_code == 0, result.output
-    assert "opencmr-acdc-unet2d" in squashed(result.output)
+    assert "opencmr-acdc-unet" in squashed(result.output)
     assert nib.load(str(out)).shape == nib.load(str(source)).shape
     exported = runner.invoke(app, ["export-onnx", "-o", str(tmp_path / "x.onnx")])
     assert exported.exit_code == 0, exported.output

@@ -75,11 +75,11 @@ def test_inconsistent_and_newer_model_files(tmp_path: Path) -> None:
 
 def test_bundled_model_loads() -> None:
     path = default_model_path()
-    assert path.name == "acdc_unet2d.pt" and path.parent.name == "weights"
+    assert path.name == "acdc_unet.pt" and path.parent.name == "weights"
     assert path.is_file(), "the release weights are part of the package"
     model = load_model()
     assert isinstance(model.config, SegmentationConfig) and model.config.num_classes == 4
-    x = torch.zeros(1, 1, *model.config.patch_size)
+    x = torch.zeros(1, model.config.in_channels, *model.config.patch_size)
     assert model.forward_fn()(x).shape == (1, 4, *model.config.patch_size)
 
 

@@ -75,3 +75,15 @@ def test_onnx_from_a_newer_opencmr_is_an_input_error(tmp_path: Path, exported: P
     onnx.save(proto, str(newer))
     with pytest.raises(InputError, match="newer"):
         load_onnx_model(newer)
+
+
+def test_a_25d_model_exports_with_its_input_channels(tmp_path: Path, study: CineStudy) -> None:
+    import dataclasses
+
+    model = tiny_model(seed=4, config=dataclasses.replace(TINY, context_slices=1))
+    loaded = load_onnx_model(export_onnx(model, tmp_path / "wide.onnx"), threads=1)
+    assert loaded.config.context_slices == 1
+    x = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(loaded.forward_fn()(x), model.forward_fn()(x), atol=1e-4, rtol=0)
+    ours = segment_study(study, loaded, frames=[0], tta=False)
+    assert np.mean(ours.data == segment_study(study, model, frames=[0], tta=False).data) > 0.999

@@ -26,7 +26,7 @@ __all__ = ["SegmentationModel", "save_model", "load_model", "default_model_path"
 
 FORMAT = "opencmr-segmentation-model"
 FORMAT_VERSION = 1
-DEFAULT_MODEL = "acdc_unet2d.pt"
+DEFAULT_MODEL = "acdc_unet.pt"
 
 
 @dataclass(frozen=True, eq=False)
