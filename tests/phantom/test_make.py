@@ -85,8 +85,11 @@ def test_function_of_each_group_is_in_its_range(phantoms: dict[DiagnosticGroup, 
 
 def test_myocardial_volume_is_constant_and_the_wall_thickens(phantoms: dict[DiagnosticGroup, Phantom]) -> None:
     for ph in phantoms.values():
+        # The whole myocardium is conserved; the slab (which may start up to 3 mm below the ED base,
+        # as ACDC stacks start at the basal ring) holds a little more of it as the base descends.
+        np.testing.assert_allclose(ph.truth.lv_myo_whole_ml, ph.truth.lv_myo_whole_ml[0], rtol=0.01)
         myo = np.array(ph.truth.lv_myo_ml)
-        np.testing.assert_allclose(myo, myo[0], rtol=0.03)
+        np.testing.assert_allclose(myo, myo[0], rtol=0.08)
         assert ph.truth.lv_mass_g == pytest.approx(1.05 * myo[ph.truth.ed_frame])
         assert ph.truth.es_max_wall_thickness_mm > ph.truth.max_wall_thickness_mm
 

@@ -32,16 +32,7 @@ def _dice(pred: np.ndarray, truth: np.ndarray) -> dict[int, float]:
     return out
 
 
-_PHANTOM_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 3): the phantom's RV at the base and its infarct rendering do not look like real cine, "
-    "and the release model reaches RV Dice ~0.8 there; fix the phantom's realism (not the training data)",
-)
-
-
-@pytest.mark.parametrize(
-    "group", ["NOR", pytest.param("DCM", marks=_PHANTOM_GAP), "HCM", pytest.param("MINF", marks=_PHANTOM_GAP), "RV"]
-)
+@pytest.mark.parametrize("group", ["NOR", "DCM", "HCM", "MINF", "RV"])
 def test_release_model_segments_the_phantom(release, group: str) -> None:
     """The README's demo shows what real data gets: Dice >= 0.90 against the phantom's exact truth."""
     phantom = make_phantom(PhantomConfig(group=group, seed=1))

@@ -2,8 +2,11 @@
 
 A continuous, beating heart model (:mod:`opencmr.phantom.anatomy`) with
 plausible parameters for the five ACDC groups (:mod:`opencmr.phantom.groups`)
-is imaged as a double-oblique bSSFP cine stack with partial volume, coil
-sensitivity and Rician noise (:mod:`opencmr.phantom.render`). The ground truth
+is imaged as a double-oblique bSSFP cine stack, base to apex, over the whole
+chest, with partial volume, trabeculations, patchy epicardial fat,
+pericardium, blood-flow inhomogeneity, coil sensitivity, an in-plane
+point-spread function and Rician noise (:mod:`opencmr.phantom.render`), its
+shapes, contrast and texture measured against the ACDC images. The ground truth
 (:mod:`opencmr.phantom.truth`) is integrated from the same implicit functions
 that draw the images and labels.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from opencmr.io.study import CineStudy, Geometry, LabelMap, StudyMetadata
 from opencmr.labels import DiagnosticGroup
@@ -30,9 +31,12 @@ class PhantomConfig:
     n_frames : int
         Cardiac phases over one RR interval (frame 0 is ED, at the R wave).
     n_slices : int
-        Short-axis slices, from just above the ED base towards the apex.
+        Short-axis slices, from just above the ED base towards the apex
+        (slice 0 is the most basal).
     matrix : tuple of int
-        ``(rows, cols)``.
+        ``(rows, cols)``. The default, 232 x 204 pixels of 1.6 mm (371 x 326 mm),
+        shows the whole chest like the ACDC studies (median field of view
+        370 x 325 mm).
     pixel_spacing_mm : float
         In-plane spacing (square pixels).
     slice_thickness_mm, slice_spacing_mm : float
@@ -41,10 +45,22 @@ class PhantomConfig:
     rr_interval_ms : float
         RR interval; the heart rate is ``60000 / rr_interval_ms``.
     noise_level : float
-        Standard deviation of the complex Gaussian noise, as a fraction of the
-        blood signal (magnitude images are Rician).
+        Standard deviation of the complex Gaussian noise in the image, as a
+        fraction of the blood signal (magnitude images are Rician; ACDC air
+        background gives 0.024, 0.012--0.037 over 80 patients).
     bias_field_strength : float
-        Strength of the smooth coil sensitivity (0 for none).
+        Strength of the seeded smooth variation of the coil sensitivity
+        (0 for none).
+    psf_fwhm_mm : float
+        Full width at half maximum of the in-plane point-spread function
+        (Gaussian; 0 for none): cine is acquired at a coarser resolution than
+        the reconstructed pixels, so edges are blurred and the noise is
+        correlated between neighbouring pixels. ACDC (80 patients at ED):
+        endocardial edge width 3.7 mm (10th--90th percentile 3.0--4.2),
+        measured as the blood--myocardium contrast over the steepest
+        gradient, and a correlation of 0.65 (0.54--0.73) between neighbouring
+        pixels of the fine texture of the blood pool; the default, 2.2 mm,
+        gives 3.2 mm and 0.68.
     blood_signal : float
         Raw signal of blood at the heart centre (about 1200--2500 for a
         12-bit scanner image; varied by +-10 % per seed).
@@ -65,13 +81,14 @@ class PhantomConfig:
     group: DiagnosticGroup | str = DiagnosticGroup.NOR
     n_frames: int = 20
     n_slices: int = 10
-    matrix: tuple[int, int] = (128, 128)
+    matrix: tuple[int, int] = (232, 204)
     pixel_spacing_mm: float = 1.6
     slice_thickness_mm: float = 8.0
     slice_spacing_mm: float = 10.0
     rr_interval_ms: float = 1000.0
     noise_level: float = 0.03
     bias_field_strength: float = 0.3
+    psf_fwhm_mm: float = 2.2
     blood_signal: float = 1800.0
     max_raw_value: int = 4095
     orientation_jitter_deg: float = 10.0
@@ -94,8 +111,8 @@ class PhantomConfig:
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.noise_level < 0 or self.bias_field_strength < 0:
-            raise ValueError("noise_level and bias_field_strength must be >= 0")
+        if min(self.noise_level, self.bias_field_strength, self.psf_fwhm_mm) < 0:
+            raise ValueError("noise_level, bias_field_strength and psf_fwhm_mm must be >= 0")
         if self.inplane_samples < 1 or self.through_plane_samples < 1:
             raise ValueError("supersampling factors must be >= 1")
         if self.sex is not None and str(self.sex).upper()[:1] not in ("M", "F"):
@@ -145,6 +162,34 @@ class Phantom:
     grid: StackGrid
 
 
+def _acquire(signal: np.ndarray, sigma: float, psf_fwhm_px: float, rng: np.random.Generator) -> np.ndarray:
+    """Magnitude image of ``signal`` (``(..., rows, cols)``) with complex noise and an in-plane Gaussian PSF.
+
+    The noise is added before the PSF (as in k-space) and scaled so that its
+    standard deviation in the image is ``sigma``; the magnitude of the
+    complex image is Rician.
+
+    References
+    ----------
+    H. Gudbjartsson, S. Patz, Magn. Reson. Med. 34(6), 1995, doi:10.1002/mrm.1910340618.
+    """
+    blur_sigma = psf_fwhm_px / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    axes_sigma = (0.0,) * (signal.ndim - 2) + (blur_sigma, blur_sigma)
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return ndimage.gaussian_filter(image, axes_sigma, mode="nearest") if blur_sigma > 0 else image
+
+    if sigma <= 0:
+        return blur(signal)
+    impulse = np.zeros((33, 33), dtype=np.float64)
+    impulse[16, 16] = 1.0
+    gain = float(np.sqrt((ndimage.gaussian_filter(impulse, blur_sigma) ** 2).sum())) if blur_sigma > 0 else 1.0
+    scale = np.float32(sigma / gain)
+    real = blur(signal + scale * rng.standard_normal(signal.shape, dtype=np.float32))
+    imag = blur(scale * rng.standard_normal(signal.shape, dtype=np.float32))
+    return np.sqrt(real * real + imag * imag)
+
+
 def make_phantom(config: PhantomConfig | None = None) -> Phantom:
     """Simulate a short-axis cine study with known ground truth.
 
@@ -152,7 +197,7 @@ def make_phantom(config: PhantomConfig | None = None) -> Phantom:
     ----------
     config : PhantomConfig, optional
         Defaults to ``PhantomConfig()`` (a normal heart, 20 frames, 10 slices,
-        128 x 128 at 1.6 mm).
+        232 x 204 at 1.6 mm).
 
     Returns
     -------
@@ -213,11 +258,7 @@ def make_phantom(config: PhantomConfig | None = None) -> Phantom:
     if cfg.bias_field_strength > 0:
         signal *= coil_sensitivity(grid, placement, contrast_rng, cfg.bias_field_strength, heart_mid)
     signal *= np.float32(contrast.blood)
-    if cfg.noise_level > 0:
-        sigma = np.float32(cfg.noise_level * contrast.blood)
-        real = signal + sigma * noise_rng.standard_normal(signal.shape, dtype=np.float32)
-        imag = sigma * noise_rng.standard_normal(signal.shape, dtype=np.float32)
-        signal = np.sqrt(real * real + imag * imag)
+    signal = _acquire(signal, cfg.noise_level * contrast.blood, cfg.psf_fwhm_mm / cfg.pixel_spacing_mm, noise_rng)
     image = np.clip(np.rint(signal), 0, cfg.max_raw_value).astype(np.float32)
 
     geometry = Geometry(grid.affine, grid.shape, slice_thickness_mm=cfg.slice_thickness_mm)

@@ -47,6 +47,7 @@ def _rv_volumes_ml(anatomy: HeartAnatomy, states: Sequence[HeartState], scales: 
     cx, cy, _ = anatomy.rv_centre(states[0])
     dx, dy = rotate_xy(np.asarray(-cx), np.asarray(-cy), ang)
     vx, vy = rotate_xy(ux, uy, ang)
+    vx = vx - anatomy.rv_tilt * uz  # the sheared (oblique) RV axis; both centres lie on the base plane
     qa = (vx / ra) ** 2 + (vy / rb) ** 2 + (uz / rc) ** 2
     qb = dx * vx / ra**2 + dy * vy / rb**2
     qc = (dx / ra) ** 2 + (dy / rb) ** 2 - 1.0

@@ -91,6 +91,7 @@ def _ray_ellipsoid(
     dx, dy = rotate_xy(np.asarray(origin[0] - cx), np.asarray(origin[1] - cy), ang)
     dz = origin[2] - cz
     vx, vy = rotate_xy(ux, uy, ang)
+    dx, vx = dx - anatomy.rv_tilt * dz, vx - anatomy.rv_tilt * uz  # the sheared (oblique) RV axis
     qa = (vx / ra) ** 2 + (vy / rb) ** 2 + (uz / rc) ** 2
     qb = dx * vx / ra**2 + dy * vy / rb**2 + dz * uz / rc**2
     qc = (dx / ra) ** 2 + (dy / rb) ** 2 + (dz / rc) ** 2 - 1.0
@@ -138,6 +139,7 @@ def _volumes(
     # RV ellipsoid (rays from its own centre, also on the base plane) ...
     ra, rb, rc = anatomy.rv_axes(state)
     vx, vy = rotate_xy(ux, uy, np.deg2rad(anatomy.rv_angle_deg))
+    vx = vx - anatomy.rv_tilt * uz
     r_rv = 1.0 / np.sqrt((vx / ra) ** 2 + (vy / rb) ** 2 + (uz / rc) ** 2)
     # ... minus its overlap with the LV epicardium (rays from the LV centre).
     t1, t2 = _ray_ellipsoid(np.array([0.0, 0.0, base]), ux, uy, uz, anatomy, state)
@@ -225,6 +227,7 @@ def section_areas(
     cx, cy, _ = anatomy.rv_centre(state)
     ang = np.deg2rad(anatomy.rv_angle_deg)
     dx, dy = rotate_xy(np.asarray(-cx), np.asarray(-cy), ang)
+    dx = dx - anatomy.rv_tilt * dz[:, None]  # the section centre moves with the oblique RV axis
     vx, vy = rotate_xy(np.cos(phi), np.sin(phi), ang)
     s = np.sqrt(factor)[:, None] + 1e-12
     qa = (vx / ra) ** 2 + (vy / rb) ** 2
@@ -377,7 +380,7 @@ def compute_truth(
     """Ground truth of every frame of a phantom imaged on slices at heights ``slice_z_mm``."""
     q = quadrature or Quadrature()
     z = np.asarray(slice_z_mm, dtype=np.float64)
-    z_lo, z_hi = float(z[0] - slice_spacing_mm / 2), float(z[-1] + slice_spacing_mm / 2)
+    z_lo, z_hi = float(z.min() - slice_spacing_mm / 2), float(z.max() + slice_spacing_mm / 2)
     slab, stack, whole = [], [], []
     for state in states:
         in_slab, in_whole = _volumes(anatomy, state, [(z_lo, z_hi), (-_INF, _INF)], q)
