@@ -19,7 +19,7 @@ import numpy as np
 from opencmr.errors import InputError
 from opencmr.io.read import read_study
 from opencmr.segment.config import SegmentationConfig
-from opencmr.segment.preprocess import prepare_study
+from opencmr.segment.preprocess import context_indices, prepare_study
 
 __all__ = ["SliceBank", "Case", "load_cases", "find_cases", "split_cases"]
 
@@ -143,9 +143,9 @@ class SliceBank:
                 image = (1 - w) * image + w * 0.5 * (case.image[lo] + case.image[hi])
             stack = [image]
             if context:
-                step = -1 if rng.random() < 0.5 else 1
-                offsets = range(-context * step, context * step + step, step)
-                stack = [image if k == 0 else case.image[min(max(s + k, 0), n_slices - 1)] for k in offsets]
+                order = context_indices(n_slices, context)[s]
+                order = order[::-1] if rng.random() < 0.5 else order
+                stack = [image if k == context else case.image[i] for k, i in enumerate(order)]
             rows, cols = image.shape
             box = self.boxes.get((c, s))
             if box is not None and rng.random() < heart_fraction:

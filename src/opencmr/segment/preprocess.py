@@ -23,7 +23,7 @@ from opencmr.preprocess.intensity import normalize_intensity
 from opencmr.preprocess.resample import in_plane_grid, resample_to_grid
 from opencmr.segment.config import SegmentationConfig
 
-__all__ = ["PreparedStudy", "prepare_study", "resample_slices", "to_source_grid", "pad_to_multiple", "stack_context"]
+__all__ = ["PreparedStudy", "prepare_study", "resample_slices", "to_source_grid", "pad_to_multiple", "stack_context", "context_indices"]
 
 
 @dataclass(frozen=True)
@@ -116,17 +116,20 @@ def resample_slices(volumes: torch.Tensor, source: Geometry, target: Geometry, m
     return out.reshape(*lead, rows, cols)
 
 
+def context_indices(n_slices: int, context: int) -> np.ndarray:
+    """Indices ``(n_slices, 1 + 2 * context)`` of each slice's neighbours, in stack order, edge slices repeated."""
+    offsets = np.arange(-context, context + 1)
+    return np.clip(np.arange(n_slices)[:, None] + offsets[None], 0, n_slices - 1)
+
+
 def stack_context(volume: torch.Tensor, context: int) -> torch.Tensor:
     """Slices ``(S, H, W)`` as 2.5D inputs ``(S, 1 + 2 * context, H, W)``: each slice between its neighbours.
 
     Channel ``context`` is the slice itself, channels before it the slices
     below it in the stack, channels after it those above; beyond the first or
-    last slice the edge slice is repeated.
+    last slice the edge slice is repeated (:func:`context_indices`).
     """
-    n = volume.shape[0]
-    offsets = torch.arange(-context, context + 1)
-    index = (torch.arange(n)[:, None] + offsets[None]).clamp(0, n - 1)
-    return volume[index]
+    return volume[torch.from_numpy(context_indices(volume.shape[0], context))]
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int, minimum: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
