@@ -122,7 +122,15 @@ StudyArg = Annotated[
 ]
 SeriesOpt = Annotated[
     str | None,
-    typer.Option("--series", help="SeriesInstanceUID or SeriesNumber when a DICOM folder holds several cine series."),
+    typer.Option(
+        "--series",
+        help="DICOM series to read: SeriesNumber or SeriesInstanceUID; FIRST-LAST for a stack stored one series per slice. "
+        "Default: the short-axis cine, chosen by geometry.",
+    ),
+]
+StudyOpt = Annotated[
+    str | None,
+    typer.Option("--study", help="StudyInstanceUID or PatientID, when DICOM input holds several studies."),
 ]
 
 
@@ -138,6 +146,7 @@ def info(
         ),
     ] = None,
     series: SeriesOpt = None,
+    dicom_study: StudyOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Describe a study: dimensions, spacing, frames, series found and metadata."""
@@ -145,13 +154,8 @@ def info(
     from opencmr.io.read import read_study
 
     with _file_progress(str(study)) as progress:
-        loaded = read_study(study, labels=_parse_labels(labels), series=series, progress=progress)
-    series_found = None
-    if loaded.metadata.source_format == "dicom":
-        from opencmr.io.dicom import scan_dicom_folder
-
-        series_found = scan_dicom_folder(study)
-    summary = describe_study(loaded, series_found)
+        loaded = read_study(study, labels=_parse_labels(labels), series=series, progress=progress, study=dicom_study)
+    summary = describe_study(loaded)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
@@ -195,7 +199,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("labelled frames", _fmt_list(summary["labelled_frames"]) if summary["labelled_frames"] else "none")
     table.add_row("intensity range", f"{summary['intensity']['min']:.4g} .. {summary['intensity']['max']:.4g}")
     for key, value in summary["metadata"].items():
-        if value not in (None, [], "") and key not in ("source", "source_format", "notes"):
+        if value not in (None, [], "") and key not in ("source", "source_format", "notes", "provenance"):
             label = key.replace("_", " ") + (" (0-based)" if key in ("ed_frame", "es_frame") else "")
             table.add_row(label, str(value))
     console.print(table)
@@ -203,18 +207,23 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     if summary.get("series"):
         series_table = Table(title="DICOM series found")
-        for column in ("number", "description", "images", "positions x phases", "short-axis cine?"):
+        for column in ("", "number", "description", "images", "positions x phases", "kind"):
             series_table.add_column(column)
         for s in summary["series"]:
             grid = "-" if s.get("n_positions") is None else f"{s['n_positions']} x {s.get('n_phases')}"
+            numbers = [n for n in s.get("member_numbers") or [] if n is not None]
             series_table.add_row(
-                _fmt(s.get("series_number")),
+                "[bold green]read[/]" if s.get("chosen") else "",
+                f"{min(numbers)}-{max(numbers)}" if numbers else _fmt(s.get("series_number")),
                 str(s.get("description") or ""),
                 str(s.get("n_images")),
                 grid,
-                "yes" if s.get("is_candidate") else f"no: {s.get('reason')}",
+                str(s.get("kind") or ""),
             )
         console.print(series_table)
+        for s in summary["series"]:
+            if s.get("chosen"):
+                console.print(f"[bold green]read:[/] {s.get('reason')}", highlight=False)
 
 
 def _fmt(value: object) -> str:
@@ -232,16 +241,27 @@ def convert(
     source: Annotated[Path, typer.Argument(help="DICOM folder (or any study opencmr reads).", show_default=False)],
     output: Annotated[Path, typer.Argument(help="Output 4D NIfTI file (.nii or .nii.gz).", show_default=False)],
     series: SeriesOpt = None,
+    dicom_study: StudyOpt = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
-    """Convert a cine study to one 4D NIfTI (x, y, slice, frame) in patient (RAS) coordinates."""
+    """Convert a cine study to one 4D NIfTI (x, y, slice, frame) in patient (RAS) coordinates.
+
+    For DICOM input a JSON sidecar (same name, .json) records which series and
+    files were used, the orientation, slice pitch and gaps, and the trigger
+    times and RR interval of every slice.
+    """
     from opencmr.errors import InputError
     from opencmr.io.nifti import write_study_nifti
     from opencmr.io.read import read_study
 
+    from opencmr.io._atomic import atomic_output, check_writable
+
     _check_nifti_output(output, source, overwrite)  # fail before the (slow) read
+    sidecar = output.with_name(output.name.removesuffix(".gz").removesuffix(".nii") + ".json")
     with _file_progress(str(source)) as progress:
-        study = read_study(source, series=series, progress=progress)
+        study = read_study(source, series=series, progress=progress, study=dicom_study)
+    if study.metadata.provenance is not None:
+        check_writable(sidecar, overwrite)
     assert study.frame_numbers is not None
     if study.frame_numbers != tuple(range(study.frame_numbers[0], study.frame_numbers[0] + study.n_frames)):
         raise InputError(
@@ -250,6 +270,10 @@ def convert(
             "a 4D NIfTI would present them as a continuous cine",
         )
     written = write_study_nifti(study, output, overwrite=overwrite)
+    if study.metadata.provenance is not None:
+        with atomic_output(sidecar, overwrite=overwrite) as tmp:
+            tmp.write_text(json.dumps({"source": str(source), **study.metadata.provenance}, indent=1) + "\n")
+        console.print(f"wrote {sidecar} (which series and files were used, slice geometry and timing)", highlight=False)
     s, r, c = study.spacing
     console.print(
         f"wrote {written}: {study.geometry.shape[2]} x {study.geometry.shape[1]} x {study.n_slices} x {study.n_frames} "
@@ -314,6 +338,7 @@ def segment(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output label file (.nii.gz).", show_default=False)],
     model: ModelOpt = None,
     series: SeriesOpt = None,
+    dicom_study: StudyOpt = None,
     tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Average over test-time flips.")] = True,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
@@ -335,7 +360,7 @@ def segment(
     _check_nifti_output(output, study, overwrite)
     segmenter = _load_segmenter(model)
     with _file_progress(str(study)) as progress:
-        loaded = read_study(study, series=series, progress=progress)
+        loaded = read_study(study, series=series, progress=progress, study=dicom_study)
         targets = _label_outputs(output, loaded.frame_numbers)
         for target in targets.values():
             _check_nifti_output(target, study, overwrite)

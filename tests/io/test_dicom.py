@@ -136,9 +136,11 @@ def test_slice_gap_uses_position_pitch_and_notes_it(tmp_path: Path) -> None:
 
 
 def test_series_choice_between_two_cines(tmp_path: Path, study: CineStudy) -> None:
-    write_dicom_cine(study, tmp_path / "a", series_number=3, series_description="cine SAX")
+    write_dicom_cine(study, tmp_path / "a", series_number=3, series_description="cine SAX", study_uid="1.2.3")
     other = make_study(seed=1)
-    write_dicom_cine(other, tmp_path / "b", series_number=4, series_description="cine SAX repeat", series_uid="1.2.3.4")
+    write_dicom_cine(
+        other, tmp_path / "b", series_number=4, series_description="cine SAX repeat", series_uid="1.2.3.4", study_uid="1.2.3"
+    )
     error = _raises_naming(tmp_path, lambda: read_dicom_folder(tmp_path), "--series")
     assert "cine SAX repeat" in str(error) and "4 positions x 5 phases" in str(error)
     np.testing.assert_array_equal(read_dicom_folder(tmp_path, series="4").image, other.image)
@@ -181,8 +183,9 @@ def test_empty_folder_and_no_dicom(tmp_path: Path) -> None:
 
 
 def test_no_cine_series(tmp_path: Path, study: CineStudy) -> None:
-    write_dicom_localizer(study, tmp_path, study_uid=generate_uid())
-    write_dicom_long_axis_cine(study, tmp_path, study_uid=generate_uid())
+    uid = generate_uid()
+    write_dicom_localizer(study, tmp_path, study_uid=uid)
+    write_dicom_long_axis_cine(study, tmp_path, study_uid=uid)
     error = _raises_naming(tmp_path, lambda: read_dicom_folder(tmp_path), "no short-axis cine series found")
     assert "localizer" in str(error) and "single slice position" in str(error)
 

@@ -28,7 +28,7 @@ def test_unusable_paths(tmp_path: Path) -> None:
         read_study(other)
     fake_dicom = tmp_path / "one.dcm"
     fake_dicom.write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 64)
-    with pytest.raises(InputError, match=r"one\.dcm: is a single DICOM file"):
+    with pytest.raises(InputError, match=r"one\.dcm: no DICOM images found \(0 non-DICOM and 1 non-image"):
         read_study(fake_dicom)
-    with pytest.raises(InputError, match="--series applies to DICOM folders only"):
+    with pytest.raises(InputError, match="--series and --study apply to DICOM input only"):
         read_study(make_patient(tmp_path), series="3")

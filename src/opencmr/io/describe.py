@@ -24,11 +24,12 @@ def describe_study(study: CineStudy, series_found: Sequence[_HasToDict] | None =
     ``cols``), ``spacing_mm`` (``slice``, ``row``, ``col``),
     ``slice_thickness_mm``, ``frame_numbers``, ``frame_times_ms``,
     ``labelled_frames``, ``intensity`` (``min``, ``max``), ``affine_ras``,
-    ``metadata`` and ``series``.
+    ``metadata``, ``series`` and ``provenance`` (DICOM input: what was read).
     """
     frames, slices, rows, cols = study.image.shape
     s, r, c = study.spacing
     meta = study.metadata.to_dict()
+    provenance = meta.pop("provenance", None)
     return {
         "source": meta["source"],
         "format": meta["source_format"],
@@ -41,5 +42,15 @@ def describe_study(study: CineStudy, series_found: Sequence[_HasToDict] | None =
         "intensity": {"min": float(np.min(study.image)), "max": float(np.max(study.image))},
         "affine_ras": study.geometry.to_dict()["affine_ras"],
         "metadata": meta,
-        "series": None if series_found is None else [item.to_dict() for item in series_found],
+        "series": _series(study, series_found),
+        "provenance": None if provenance is None else {k: v for k, v in provenance.items() if k != "series_found"},
     }
+
+
+def _series(study: CineStudy, series_found: Sequence[_HasToDict] | None) -> list[dict[str, Any]] | None:
+    """The series found: as given, else from the DICOM reader's provenance record."""
+    if series_found is not None:
+        return [item.to_dict() for item in series_found]
+    provenance = study.metadata.provenance or {}
+    found = provenance.get("series_found")
+    return None if found is None else list(found)

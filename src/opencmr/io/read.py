@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,8 +25,9 @@ def read_study(
     labels: str | os.PathLike[str] | Mapping[int, str | os.PathLike[str]] | None = None,
     series: str | None = None,
     progress: ProgressCallback | None = None,
+    study: str | None = None,
 ) -> CineStudy:
-    """Read a study from a NIfTI file, an ACDC patient folder or a DICOM folder.
+    """Read a study from a NIfTI file, an ACDC patient folder, or DICOM (a folder, a zip archive, a multi-frame file).
 
     Parameters
     ----------
@@ -36,8 +38,11 @@ def read_study(
         Label file for a NIfTI image (same frames as the image), or one 3D
         label file per labelled frame (see :func:`~opencmr.io.nifti.read_nifti`).
     series : str, optional
-        SeriesInstanceUID or SeriesNumber choosing among several short-axis
-        cine series of a DICOM folder.
+        SeriesInstanceUID or SeriesNumber (``FIRST-LAST`` for a stack stored
+        one series per slice) choosing the DICOM series to read
+        (:func:`~opencmr.io.dicom.read_dicom`).
+    study : str, optional
+        StudyInstanceUID or PatientID when DICOM input holds several studies.
     progress : callable, optional
         ``progress(stage, done, total)`` while the files of a DICOM folder are read.
 
@@ -52,21 +57,28 @@ def read_study(
         raise InputError(p, "does not exist")
     if p.is_file():
         if is_nifti_path(p):
-            if series is not None:
-                raise InputError(p, "--series applies to DICOM folders only")
+            if series is not None or study is not None:
+                raise InputError(p, "--series and --study apply to DICOM input only")
             return read_nifti(p, labels=labels)
-        if _looks_like_dicom(p):
-            raise InputError(p, "is a single DICOM file; give the folder that holds the whole cine series")
-        raise InputError(p, "unrecognised file type (expected .nii, .nii.gz, an ACDC patient folder or a DICOM folder)")
+        if not (_looks_like_dicom(p) or zipfile.is_zipfile(p)):
+            raise InputError(
+                p, "unrecognised file type (expected .nii, .nii.gz, an ACDC patient folder, a DICOM folder or zip, "
+                "or a multi-frame DICOM file)"
+            )
+        if labels is not None:
+            raise InputError(p, "--labels applies to NIfTI files only")
+        from opencmr.io.dicom import read_dicom
+
+        return read_dicom(p, series=series, progress=progress, study=study)
     if labels is not None:
         raise InputError(p, "--labels applies to NIfTI files only (ACDC folders carry their _gt files)")
     if is_acdc_folder(p):
-        if series is not None:
-            raise InputError(p, "--series applies to DICOM folders only")
+        if series is not None or study is not None:
+            raise InputError(p, "--series and --study apply to DICOM input only")
         return read_acdc_folder(p)
-    from opencmr.io.dicom import read_dicom_folder
+    from opencmr.io.dicom import read_dicom
 
-    return read_dicom_folder(p, series=series, progress=progress)
+    return read_dicom(p, series=series, progress=progress, study=study)
 
 
 def _looks_like_dicom(path: Path) -> bool:

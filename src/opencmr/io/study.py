@@ -27,8 +27,10 @@ intensity-normalised or linearly interpolated by mistake.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -143,6 +145,9 @@ class StudyMetadata:
     n_frames_acquired: int | None = None
     notes: tuple[str, ...] = ()
     """What the reader found worth reporting (ignored series, gaps, ...)."""
+    provenance: Mapping[str, Any] | None = None
+    """What a reader used to build the study (DICOM: series, files, geometry, timing; see
+    :func:`opencmr.io.dicom.provenance`), JSON-friendly."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly dictionary (paths and enums as strings)."""
