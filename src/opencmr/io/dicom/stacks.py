@@ -437,7 +437,8 @@ def analyse_images(series: dict[str, list[DicomImage]]) -> tuple[list[SeriesSumm
     candidates : list of Stack
         Cine stacks (single series or assembled), the most likely short-axis cine first.
     singles : list of Stack
-        Single-position cine series (long-axis or single-slice), readable as studies of their own.
+        Single-position cine series (long-axis or single-slice, and the
+        slices of assembled stacks), readable as studies of their own.
     """
     analysed = [_analyse_series(images) for images in series.values()]
     analysed.sort(key=lambda r: (r[0].series_number is None, r[0].series_number or 0, r[0].series_uid))
@@ -445,13 +446,14 @@ def analyse_images(series: dict[str, list[DicomImage]]) -> tuple[list[SeriesSumm
     singles = [stack for summary, stack in analysed if stack is not None and not summary.is_candidate]
     assembled = _assemble(singles)
     used = {uid for stack in assembled if stack.grid for uid in stack.summary.members}
-    singles = [s for s in singles if s.summary.series_uid not in used]
+    singles_all, singles = singles, [s for s in singles if s.summary.series_uid not in used]
+    members = [_relabel(s, kind="stack slice") for s in singles_all if s.summary.series_uid in used]
     candidates, singles = _classify(stacks + [s for s in assembled if s.grid], singles)
     by_uid = {s.summary.series_uid: s.summary for s in candidates + singles if not s.summary.assembled}
     summaries = [by_uid.get(summary.series_uid, summary) for summary, _ in analysed]
     summaries = [_member_summary(s) if s.series_uid in used else s for s in summaries]
     summaries += [s.summary for s in candidates + [a for a in assembled if not a.grid] if s.summary.assembled]
-    return summaries, candidates, singles
+    return summaries, candidates, singles + members
 
 
 def _member_summary(summary: SeriesSummary) -> SeriesSummary:
