@@ -292,9 +292,21 @@ def phantom(
     frames: Annotated[int, typer.Option("--frames", min=2, help="Cardiac phases.")] = 20,
     slices: Annotated[int, typer.Option("--slices", min=2, help="Short-axis slices.")] = 10,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty folder.")] = False,
+    dicom_layout: Annotated[
+        str,
+        typer.Option(
+            "--dicom-layout",
+            help="How the DICOM cine is exported: single-series, series-per-slice (one series per slice position, "
+            "each with its own RR interval) or enhanced (one multi-frame file).",
+        ),
+    ] = "single-series",
+    dicom_compression: Annotated[
+        str, typer.Option("--dicom-compression", help="none, rle, jpeg-ls or jpeg2000 (lossless).")
+    ] = "none",
 ) -> None:
     """Generate a synthetic short-axis cine study with known ground truth."""
     from opencmr.errors import InputError
+    from opencmr.io.dicom_write import COMPRESSIONS
     from opencmr.labels import DiagnosticGroup
     from opencmr.phantom import PhantomConfig, make_phantom, write_phantom
 
@@ -302,9 +314,17 @@ def phantom(
         parsed = DiagnosticGroup.parse(group)
     except ValueError as exc:
         raise InputError("--group", str(exc)) from None
+    if dicom_compression != "none" and dicom_compression not in COMPRESSIONS:
+        raise InputError("--dicom-compression", f"unknown {dicom_compression!r}; choose none, {', '.join(COMPRESSIONS)}")
+    syntax = None if dicom_compression == "none" else COMPRESSIONS[dicom_compression]
     with err_console.status(f"generating {parsed.value} phantom"):
         generated = make_phantom(PhantomConfig(group=parsed, n_frames=frames, n_slices=slices, seed=seed))
-        written = write_phantom(generated, out, dicom=dicom, overwrite=overwrite)
+        try:
+            written = write_phantom(
+                generated, out, dicom=dicom, overwrite=overwrite, dicom_layout=dicom_layout, dicom_transfer_syntax=syntax
+            )
+        except ValueError as exc:
+            raise InputError("--dicom-layout", str(exc)) from None
     truth = generated.truth
     console.print(f"wrote {parsed.value} phantom to {out} ({len(written)} outputs)", highlight=False)
     console.print(

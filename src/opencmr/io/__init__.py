@@ -1,8 +1,8 @@
 """Studies in and out: the study model, NIfTI files, ACDC folders and DICOM series.
 
-The DICOM functions live in :mod:`opencmr.io.dicom` and
-:mod:`opencmr.io.dicom_write` and are imported from there (pydicom is loaded
-only when DICOM is used).
+The DICOM functions live in :mod:`opencmr.io.dicom`,
+:mod:`opencmr.io.dicom_write` and :mod:`opencmr.io.dicom_write_enhanced` and
+are imported from there (pydicom is loaded only when DICOM is used).
 """
 
 from opencmr.io.acdc import parse_info_cfg, read_acdc_folder

@@ -1,11 +1,22 @@
-"""Write a cine study as a classic DICOM MR series, plus decoy series, as a scanner exports them.
+"""Write a cine study as classic DICOM MR series, plus decoy series, as scanners export them.
 
 The files are single-frame MR Image Storage objects (SOP Class
-1.2.840.10008.5.1.4.1.1.4), explicit VR little endian, with the Patient,
-General Study, General Series, Frame of Reference, General Equipment, General
-Image, Image Plane, Image Pixel, MR Image and SOP Common modules filled in.
-They let the DICOM reader (:mod:`opencmr.io.dicom`) be tested on real files,
-and give phantom studies a form any DICOM viewer or PACS accepts.
+1.2.840.10008.5.1.4.1.1.4), explicit VR little endian or compressed with a
+lossless transfer syntax (RLE, JPEG-LS, JPEG 2000), with the Patient, General
+Study, General Series, Frame of Reference, General Equipment, General Image,
+Image Plane, Image Pixel, MR Image and SOP Common modules filled in. They let
+the DICOM reader (:mod:`opencmr.io.dicom`) be tested on real files, and give
+phantom studies a form any DICOM viewer or PACS accepts.
+
+One cine can be written in the layouts scanners export:
+
+* :func:`write_dicom_cine` -- one series holding every slice and phase;
+* :func:`write_dicom_cine_per_slice` -- one series per slice position (one
+  breath-hold each, with its own RR interval);
+* :func:`opencmr.io.dicom_write_enhanced.write_dicom_enhanced_cine` -- one
+  Enhanced MR multi-frame file;
+* :func:`write_dicom_fileset` -- any of these copied into a DICOM File-set with
+  a DICOMDIR (the CD/USB layout).
 
 :func:`write_dicom_localizer` and :func:`write_dicom_long_axis_cine` write
 decoy series (a three-plane localiser, a single-position 4-chamber-like cine)
@@ -19,6 +30,11 @@ References
    https://dicom.nema.org/medical/dicom/current/output/chtml/part03/sect_C.7.6.2.html
 .. [3] DICOM PS3.10, 7.1 DICOM File Meta Information.
    https://dicom.nema.org/medical/dicom/current/output/chtml/part10/chapter_7.html
+.. [4] pydicom, Compressing Pixel Data (encoders and their plugins).
+   https://pydicom.github.io/pydicom/stable/guides/user/image_data_compression.html
+.. [5] DICOM PS3.10, 8 DICOM File Service (File-sets and the DICOMDIR), and
+   PS3.3, F Basic Directory Information Object Definition.
+   https://dicom.nema.org/medical/dicom/current/output/chtml/part10/chapter_8.html
 """
 
 from __future__ import annotations
@@ -30,7 +46,19 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.filereader import read_file_meta_info
+from pydicom.fileset import FileSet
+from pydicom.misc import is_dicom
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    MediaStorageDirectoryStorage,
+    RLELossless,
+    generate_uid,
+)
 from pydicom.valuerep import DSfloat
 
 from opencmr import __version__
@@ -39,8 +67,11 @@ from opencmr.io._atomic import atomic_output
 from opencmr.io.study import CineStudy
 
 __all__ = [
+    "COMPRESSIONS",
     "MR_IMAGE_STORAGE",
     "write_dicom_cine",
+    "write_dicom_cine_per_slice",
+    "write_dicom_fileset",
     "write_dicom_localizer",
     "write_dicom_long_axis_cine",
 ]
@@ -48,9 +79,13 @@ __all__ = [
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 """SOP Class UID of (classic, single-frame) MR Image Storage."""
 
+COMPRESSIONS: dict[str, str] = {"rle": RLELossless, "jpeg-ls": JPEGLSLossless, "jpeg2000": JPEG2000Lossless}
+"""The lossless transfer syntaxes the writers encode, by short name (as command-line options name them)."""
+
 _RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _DEFAULT_RR_MS = 1000.0
 _ORTHOGONAL_TOL = 1e-4
+_J2K_MIN_SIDE = 32
 
 
 @dataclass(frozen=True)
@@ -128,24 +163,18 @@ def _context(
     )
 
 
-def _base_dataset(ctx: _Context, series: _Series, instance_number: int) -> Dataset:
-    """Patient, study, series, frame of reference, equipment and SOP common attributes."""
-    sop_uid = generate_uid()
+def _file_meta(sop_class: str, sop_uid: str) -> FileMetaDataset:
+    """File Meta Information [3]_ of an explicit VR little endian file."""
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MR_IMAGE_STORAGE
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_uid
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationVersionName = f"OPENCMR_{__version__}"[:16]
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.preamble = b"\0" * 128
-    # SOP Common
-    ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.SOPClassUID = MR_IMAGE_STORAGE
-    ds.SOPInstanceUID = sop_uid
-    ds.InstanceCreationDate = ctx.date
-    ds.InstanceCreationTime = ctx.time
-    # Patient
+    return meta
+
+
+def _add_patient_and_study(ds: Dataset, ctx: _Context) -> None:
+    """Patient and General Study modules."""
     ds.PatientName = ctx.patient_name
     ds.PatientID = ctx.patient_id
     ds.PatientBirthDate = ""
@@ -154,7 +183,6 @@ def _base_dataset(ctx: _Context, series: _Series, instance_number: int) -> Datas
         ds.PatientSize = _ds(ctx.size_m)
     if ctx.weight_kg is not None:
         ds.PatientWeight = _ds(ctx.weight_kg)
-    # General Study
     ds.StudyInstanceUID = ctx.study_uid
     ds.StudyDate = ctx.date
     ds.StudyTime = ctx.time
@@ -162,7 +190,10 @@ def _base_dataset(ctx: _Context, series: _Series, instance_number: int) -> Datas
     ds.StudyID = "1"
     ds.AccessionNumber = ""
     ds.StudyDescription = "Cardiac MRI"
-    # General Series
+
+
+def _add_series_and_frame_of_reference(ds: Dataset, ctx: _Context, series: _Series) -> None:
+    """General Series, Frame of Reference and General Equipment modules."""
     ds.Modality = "MR"
     ds.SeriesInstanceUID = series.uid
     ds.SeriesNumber = series.number
@@ -171,15 +202,33 @@ def _base_dataset(ctx: _Context, series: _Series, instance_number: int) -> Datas
     ds.SeriesTime = ctx.time
     ds.PatientPosition = "HFS"
     ds.BodyPartExamined = "HEART"
-    # Frame of Reference
     ds.FrameOfReferenceUID = ctx.frame_of_reference_uid
     ds.PositionReferenceIndicator = ""
-    # General Equipment
     ds.Manufacturer = "opencmr phantom"
     ds.ManufacturerModelName = "opencmr"
     ds.SoftwareVersions = __version__
     ds.InstitutionName = ""
-    # General Image / Acquisition
+
+
+def _common_dataset(ctx: _Context, series: _Series, sop_class: str) -> Dataset:
+    """SOP Common, patient, study, series, frame of reference and equipment attributes of a new instance."""
+    sop_uid = generate_uid()
+    ds = Dataset()
+    ds.file_meta = _file_meta(sop_class, sop_uid)
+    ds.preamble = b"\0" * 128
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceCreationDate = ctx.date
+    ds.InstanceCreationTime = ctx.time
+    _add_patient_and_study(ds, ctx)
+    _add_series_and_frame_of_reference(ds, ctx, series)
+    return ds
+
+
+def _base_dataset(ctx: _Context, series: _Series, instance_number: int) -> Dataset:
+    """A classic MR image: :func:`_common_dataset` plus the General Image and acquisition attributes."""
+    ds = _common_dataset(ctx, series, MR_IMAGE_STORAGE)
     ds.InstanceNumber = instance_number
     ds.AcquisitionNumber = 1
     ds.ContentDate = ctx.date
@@ -224,10 +273,10 @@ def _add_plane(ds: Dataset, plane: _Plane) -> None:
 
 
 def _add_pixels(ds: Dataset, pixels: np.ndarray, bits_stored: int) -> None:
-    """Image Pixel Module: unsigned 16-bit MONOCHROME2."""
+    """Image Pixel Module: unsigned 16-bit MONOCHROME2 ``(rows, cols)`` or ``(frames, rows, cols)`` pixels."""
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows, ds.Columns = (int(n) for n in pixels.shape)
+    ds.Rows, ds.Columns = (int(n) for n in pixels.shape[-2:])
     ds.BitsAllocated = 16
     ds.BitsStored = bits_stored
     ds.HighBit = bits_stored - 1
@@ -313,7 +362,97 @@ def _trigger_times(study: CineStudy, rr_ms: float, n_acquired: int) -> list[floa
     return [f * rr_ms / n_acquired for f in study.frame_numbers]
 
 
-def _random_names(n: int, seed: int) -> list[str]:
+@dataclass(frozen=True)
+class _Timing:
+    """Cardiac timing of a cine: RR interval, phases per cycle and the trigger time of each frame."""
+
+    rr_ms: float
+    n_acquired: int
+    triggers_ms: tuple[float, ...]
+
+    def scaled(self, rr_ms: float) -> _Timing:
+        """The same cardiac phases (fractions of the cycle) in a heartbeat of ``rr_ms``."""
+        factor = rr_ms / self.rr_ms
+        return _Timing(rr_ms, self.n_acquired, tuple(t * factor for t in self.triggers_ms))
+
+
+def _cine_timing(study: CineStudy, rr_interval_ms: float | None) -> _Timing:
+    """Timing written by the cine writers (see ``rr_interval_ms`` of :func:`write_dicom_cine`)."""
+    rr = _rr_interval(study, rr_interval_ms)
+    n_acquired = study.metadata.n_frames_acquired or study.n_frames
+    return _Timing(rr, n_acquired, tuple(_trigger_times(study, rr, n_acquired)))
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """uint16 stored values ``[frame, slice, row, col]`` and the rescale mapping them back to intensities."""
+
+    values: np.ndarray
+    slope: float
+    intercept: float
+    rescaled: bool
+    """Whether RescaleSlope/RescaleIntercept are written (``rescale`` was asked for)."""
+
+    @property
+    def bits(self) -> int:
+        """BitsStored: 12 when every value fits, as most scanners store MR images, else 16."""
+        return 12 if int(self.values.max(initial=0)) < 4096 else 16
+
+
+def _storable(study: CineStudy, rescale: bool) -> _Stored:
+    values, slope, intercept = _stored_values(study.image, rescale)
+    return _Stored(values, slope, intercept, rescale)
+
+
+def _check_transfer_syntax(transfer_syntax: str | None, study: CineStudy | None = None) -> UID | None:
+    """The compressed transfer syntax to encode, or None for Explicit VR Little Endian.
+
+    Raises
+    ------
+    ValueError
+        ``transfer_syntax`` is not one of :data:`COMPRESSIONS` (nor Explicit
+        VR Little Endian), or cannot encode the images of ``study`` (see
+        :func:`_check_encodable`).
+    """
+    if transfer_syntax is None or transfer_syntax == ExplicitVRLittleEndian:
+        return None
+    uid = UID(transfer_syntax)
+    if uid in COMPRESSIONS.values():
+        if study is not None:
+            _check_encodable(uid, study.geometry.shape[1:])
+        return uid
+    supported = ", ".join(f"{UID(u).name} ({u})" for u in COMPRESSIONS.values())
+    name = f" ({uid.name})" if uid.is_transfer_syntax else ""
+    raise ValueError(
+        f"cannot write transfer syntax {uid}{name}: supported are None "
+        f"(Explicit VR Little Endian), {supported}. JPEG Lossless (process 14, {JPEGLosslessSV1}) "
+        "can be read but pydicom has no encoder for it"
+    )
+
+
+def _check_encodable(transfer_syntax: UID, shape: tuple[int, int]) -> None:
+    """Refuse JPEG 2000 for images with a side under 32 pixels, before anything is written.
+
+    pydicom's only JPEG 2000 encoder, pylibjpeg-openjpeg, always uses 6
+    wavelet resolutions, and OpenJPEG needs ``2**5 = 32`` pixels per side for
+    them ("Number of resolutions is too high in comparison to the size of
+    tiles").
+    """
+    if transfer_syntax == JPEG2000Lossless and min(shape) < _J2K_MIN_SIDE:
+        raise ValueError(
+            f"JPEG 2000 Lossless cannot encode {shape[0]} x {shape[1]} pixel images: pydicom's encoder "
+            f"(pylibjpeg-openjpeg) uses 6 wavelet resolutions, which need at least {_J2K_MIN_SIDE} pixels "
+            "per side; use RLE Lossless or JPEG-LS Lossless for smaller images"
+        )
+
+
+def _compress(ds: Dataset, transfer_syntax: UID | None) -> None:
+    """Encode the pixel data of ``ds`` in place (every frame), keeping its SOP Instance UID."""
+    if transfer_syntax is not None:
+        ds.compress(transfer_syntax, generate_instance_uid=False)
+
+
+def _random_names(n: int, seed: int | tuple[int, ...]) -> list[str]:
     rng = np.random.default_rng(seed)
     names: list[str] = []
     seen: set[str] = set()
@@ -350,6 +489,53 @@ def _prepare_folder(folder: Path, must_be_empty: bool, overwrite: bool) -> Path:
     return folder
 
 
+def _sax_series(study: CineStudy, uid: str, number: int, description: str) -> _Series:
+    """The series attributes of a short-axis cine stack."""
+    pitch = study.geometry.slice_spacing_mm
+    return _Series(
+        uid=uid,
+        number=number,
+        description=description,
+        image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
+        slice_thickness_mm=study.geometry.slice_thickness_mm or pitch,
+        spacing_between_slices_mm=pitch,
+    )
+
+
+def _cine_image(
+    ctx: _Context,
+    series: _Series,
+    plane: _Plane,
+    stored: _Stored,
+    frame_slice: tuple[int, int],
+    timing: _Timing,
+    instance_number: int,
+    transfer_syntax: UID | None,
+) -> Dataset:
+    """One single-frame MR image of a cine: frame ``f`` of slice ``s`` (``frame_slice = (f, s)``)."""
+    f, s = frame_slice
+    pixels = stored.values[f, s]
+    ds = _base_dataset(ctx, series, instance_number)
+    _add_mr_module(ds, series)
+    _add_plane(ds, plane)
+    _add_cardiac(ds, timing.triggers_ms[f], timing.n_acquired, timing.rr_ms)
+    _add_pixels(ds, pixels, stored.bits)
+    if stored.rescaled:
+        ds.RescaleIntercept = _ds(stored.intercept)
+        ds.RescaleSlope = _ds(stored.slope)
+        ds.RescaleType = "US"
+    _add_window(ds, pixels, stored.slope, stored.intercept)
+    _compress(ds, transfer_syntax)
+    return ds
+
+
+def _save_in_order(items: list[tuple[Path, Dataset]], shuffle: bool, seed: int, overwrite: bool) -> list[Path]:
+    """Save ``items`` (in random order when ``shuffle``) and return their paths in the given order."""
+    order = np.random.default_rng(seed).permutation(len(items)) if shuffle else np.arange(len(items))
+    _save_all([items[i] for i in order], overwrite)
+    return [path for path, _ in items]
+
+
 def write_dicom_cine(
     study: CineStudy,
     folder: Path,
@@ -366,6 +552,7 @@ def write_dicom_cine(
     shuffle_names: bool = False,
     seed: int = 0,
     overwrite: bool = False,
+    transfer_syntax: str | None = None,
 ) -> list[Path]:
     """Write ``study`` as a classic DICOM MR cine series, one file per (slice, frame).
 
@@ -401,6 +588,12 @@ def write_dicom_cine(
     overwrite : bool
         Write into a folder that already holds files (files of the same name
         are replaced, others are left as they are).
+    transfer_syntax : str, optional
+        None (default) for Explicit VR Little Endian, else one of the lossless
+        syntaxes of :data:`COMPRESSIONS` (RLE Lossless, JPEG-LS Lossless,
+        JPEG 2000 Lossless): each image is compressed with
+        :meth:`pydicom.dataset.Dataset.compress` [4]_ and decodes to exactly
+        the stored values. JPEG 2000 needs images of at least 32 x 32 pixels.
 
     Returns
     -------
@@ -411,7 +604,9 @@ def write_dicom_cine(
     ------
     ValueError
         Intensities not storable without ``rescale``; an affine whose in-plane
-        axes are not orthogonal.
+        axes are not orthogonal; a ``transfer_syntax`` that cannot be written
+        (JPEG Lossless process 14 among them: pydicom cannot encode it), or
+        JPEG 2000 for images with a side under 32 pixels (its encoder's limit).
     OutputError
         ``folder`` is a file, or holds files and ``overwrite`` is False.
 
@@ -423,8 +618,9 @@ def write_dicom_cine(
     reverse order, with an equivalent affine, when that axis points against
     the normal.
     """
+    syntax = _check_transfer_syntax(transfer_syntax, study)
     planes = _stack_planes(study)
-    stored, slope, intercept = _stored_values(study.image, rescale)
+    stored = _storable(study, rescale)
     folder = _prepare_folder(folder, must_be_empty=True, overwrite=overwrite)
     ctx = _context(
         study,
@@ -433,39 +629,186 @@ def write_dicom_cine(
         study_uid=study_uid,
         frame_of_reference_uid=frame_of_reference_uid,
     )
-    pitch = study.geometry.slice_spacing_mm
-    series = _Series(
-        uid=series_uid or generate_uid(),
-        number=series_number,
-        description=series_description,
-        image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
-        slice_thickness_mm=study.geometry.slice_thickness_mm or pitch,
-        spacing_between_slices_mm=pitch,
-    )
-    rr = _rr_interval(study, rr_interval_ms)
-    n_acquired = study.metadata.n_frames_acquired or study.n_frames
-    triggers = _trigger_times(study, rr, n_acquired)
-    bits = 12 if int(stored.max(initial=0)) < 4096 else 16
-    n_files = study.n_slices * study.n_frames
+    series = _sax_series(study, series_uid or generate_uid(), series_number, series_description)
+    timing = _cine_timing(study, rr_interval_ms)
+    n_frames, n_files = study.n_frames, study.n_slices * study.n_frames
     names = _random_names(n_files, seed) if shuffle_names else [f"IM_{i + 1:04d}.dcm" for i in range(n_files)]
+    items = [
+        (
+            folder / names[s * n_frames + f],
+            _cine_image(ctx, series, plane, stored, (f, s), timing, s * n_frames + f + 1, syntax),
+        )
+        for s, plane in enumerate(planes)
+        for f in range(n_frames)
+    ]
+    return _save_in_order(items, shuffle_names, seed, overwrite)
+
+
+def _slice_rr_intervals(rr_intervals_ms: Sequence[float] | None, n_slices: int, default_ms: float) -> list[float]:
+    """One positive RR interval per slice (``default_ms`` for every slice when not given)."""
+    if rr_intervals_ms is None:
+        return [default_ms] * n_slices
+    rrs = [float(rr) for rr in rr_intervals_ms]
+    if len(rrs) != n_slices or not all(np.isfinite(rr) and rr > 0 for rr in rrs):
+        raise ValueError(f"rr_intervals_ms must be {n_slices} positive intervals (one per slice), got {rrs}")
+    return rrs
+
+
+def _per_slice_names(n_slices: int, n_frames: int, shuffle: bool, seed: int) -> list[str]:
+    """``S{slice:03d}_{frame:04d}.dcm`` (0-based), or random names from a stream apart from write_dicom_cine's."""
+    if shuffle:
+        return _random_names(n_slices * n_frames, (seed, 1))
+    return [f"S{s:03d}_{f:04d}.dcm" for s in range(n_slices) for f in range(n_frames)]
+
+
+def write_dicom_cine_per_slice(
+    study: CineStudy,
+    folder: Path,
+    *,
+    first_series_number: int = 10,
+    series_description: str = "cine SAX bSSFP",
+    patient_id: str = "PHANTOM",
+    patient_name: str = "Phantom^Opencmr",
+    study_uid: str | None = None,
+    frame_of_reference_uid: str | None = None,
+    rr_intervals_ms: Sequence[float] | None = None,
+    transfer_syntax: str | None = None,
+    shuffle_names: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    series_uids: Sequence[str] | None = None,
+) -> list[Path]:
+    """Write ``study`` as one classic MR cine series per slice position, as many scanners export a stack.
+
+    Each slice is acquired in its own breath-hold and exported as its own
+    series (one position, all phases): slice ``s`` gets SeriesNumber
+    ``first_series_number + s`` and its own SeriesInstanceUID, with the same
+    SeriesDescription, StudyInstanceUID and FrameOfReferenceUID for all. A
+    reader must gather the series back into one stack by geometry.
+
+    Parameters
+    ----------
+    study : CineStudy
+        The cine to write; intensities must be integers in 0..65535.
+    folder : pathlib.Path
+        Output folder (created if needed).
+    first_series_number : int
+        SeriesNumber of slice 0.
+    series_description : str
+        SeriesDescription of every series.
+    patient_id, patient_name, study_uid, frame_of_reference_uid : str
+        As for :func:`write_dicom_cine`.
+    rr_intervals_ms : sequence of float, optional
+        The RR interval of each slice's breath-hold (by default the study's,
+        as for :func:`write_dicom_cine`): NominalInterval is ``rr_s``,
+        HeartRate ``60000 / rr_s`` and the TriggerTime of frame ``f`` is the
+        one :func:`write_dicom_cine` writes, scaled by ``rr_s / rr`` (the same
+        fraction of the cardiac cycle).
+    transfer_syntax : str, optional
+        As for :func:`write_dicom_cine`.
+    shuffle_names, seed : bool, int
+        As for :func:`write_dicom_cine` (the random names differ from its own).
+    overwrite : bool
+        Write into a folder that already holds files.
+    series_uids : sequence of str, optional
+        The SeriesInstanceUID of each slice (new ones by default).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files, in (slice, frame) order: ``paths[s * n_frames + f]``, named
+        ``S{slice:03d}_{frame:04d}.dcm`` (0-based) unless ``shuffle_names``.
+        InstanceNumber restarts at 1 in each series.
+
+    Raises
+    ------
+    ValueError
+        As for :func:`write_dicom_cine`; ``rr_intervals_ms`` or
+        ``series_uids`` not one per slice.
+    OutputError
+        ``folder`` is a file, or holds files and ``overwrite`` is False.
+    """
+    syntax = _check_transfer_syntax(transfer_syntax, study)
+    planes = _stack_planes(study)
+    stored = _storable(study, rescale=False)
+    timing = _cine_timing(study, None)
+    rrs = _slice_rr_intervals(rr_intervals_ms, study.n_slices, timing.rr_ms)
+    uids = list(series_uids) if series_uids is not None else [generate_uid() for _ in planes]
+    if len(uids) != study.n_slices:
+        raise ValueError(f"need {study.n_slices} series_uids (one per slice), got {len(uids)}")
+    folder = _prepare_folder(folder, must_be_empty=True, overwrite=overwrite)
+    ctx = _context(
+        study,
+        patient_id=patient_id,
+        patient_name=patient_name,
+        study_uid=study_uid,
+        frame_of_reference_uid=frame_of_reference_uid,
+    )
+    n_frames = study.n_frames
+    names = _per_slice_names(study.n_slices, n_frames, shuffle_names, seed)
     items: list[tuple[Path, Dataset]] = []
     for s, plane in enumerate(planes):
-        for f in range(study.n_frames):
-            index = s * study.n_frames + f
-            ds = _base_dataset(ctx, series, instance_number=index + 1)
-            _add_mr_module(ds, series)
-            _add_plane(ds, plane)
-            _add_cardiac(ds, triggers[f], n_acquired, rr)
-            _add_pixels(ds, stored[f, s], bits)
-            if rescale:
-                ds.RescaleIntercept = _ds(intercept)
-                ds.RescaleSlope = _ds(slope)
-                ds.RescaleType = "US"
-            _add_window(ds, stored[f, s], slope, intercept)
-            items.append((folder / names[index], ds))
-    order = np.random.default_rng(seed).permutation(n_files) if shuffle_names else np.arange(n_files)
-    _save_all([items[i] for i in order], overwrite)
-    return [path for path, _ in items]
+        series = _sax_series(study, uids[s], first_series_number + s, series_description)
+        slice_timing = timing.scaled(rrs[s])
+        items += [
+            (
+                folder / names[s * n_frames + f],
+                _cine_image(ctx, series, plane, stored, (f, s), slice_timing, f + 1, syntax),
+            )
+            for f in range(n_frames)
+        ]
+    return _save_in_order(items, shuffle_names, seed, overwrite)
+
+
+def _dicom_files(source: Path) -> list[Path]:
+    """Part 10 files (``DICM`` after the preamble) under ``source``, DICOMDIRs excepted, sorted."""
+    files = []
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and is_dicom(path):
+            if read_file_meta_info(path).get("MediaStorageSOPClassUID") != MediaStorageDirectoryStorage:
+                files.append(path)
+    return files
+
+
+def write_dicom_fileset(source: Path, destination: Path) -> Path:
+    """Copy every DICOM file under ``source`` into a DICOM File-set with a DICOMDIR, as on a CD or USB stick.
+
+    The instances are renamed by :class:`pydicom.fileset.FileSet` into nested
+    folders of extension-less file IDs (``PT000000/ST000000/SE000000/IM000000``)
+    indexed by a ``DICOMDIR`` (Basic Directory IOD) [5]_.
+
+    Parameters
+    ----------
+    source : pathlib.Path
+        Folder searched recursively for DICOM Part 10 files (files with the
+        ``DICM`` prefix; other files and DICOMDIRs are skipped).
+    destination : pathlib.Path
+        Root of the new File-set: created, or an empty folder outside ``source``.
+
+    Returns
+    -------
+    pathlib.Path
+        The DICOMDIR, ``destination / "DICOMDIR"``.
+
+    Raises
+    ------
+    ValueError
+        No DICOM file under ``source``, or ``destination`` inside ``source``.
+    OutputError
+        ``destination`` is a file or holds files.
+    """
+    source, destination = Path(source), Path(destination)
+    if destination.resolve().is_relative_to(source.resolve()):
+        raise ValueError(f"the File-set destination {destination} must not be inside the source {source}")
+    files = _dicom_files(source)
+    if not files:
+        raise ValueError(f"no DICOM Part 10 file under {source}")
+    destination = _prepare_folder(destination, must_be_empty=True, overwrite=False)
+    fileset = FileSet()
+    for path in files:
+        fileset.add(path)
+    fileset.write(destination)
+    return destination / "DICOMDIR"
 
 
 def _volume_centre_lps(study: CineStudy) -> np.ndarray:
@@ -635,9 +978,7 @@ def write_dicom_long_axis_cine(
         image_type=("ORIGINAL", "PRIMARY", "M", "NONE"),
         slice_thickness_mm=study.geometry.slice_thickness_mm or 8.0,
     )
-    rr = _rr_interval(study, rr_interval_ms)
-    n_acquired = study.metadata.n_frames_acquired or study.n_frames
-    triggers = _trigger_times(study, rr, n_acquired)
+    timing = _cine_timing(study, rr_interval_ms)
     items = []
     for f in range(study.n_frames):
         squeeze = 1.0 - 0.25 * np.sin(np.pi * f / max(study.n_frames, 1))
@@ -645,7 +986,7 @@ def write_dicom_long_axis_cine(
         ds = _base_dataset(ctx, series, instance_number=f + 1)
         _add_mr_module(ds, series)
         _add_plane(ds, plane)
-        _add_cardiac(ds, triggers[f], n_acquired, rr)
+        _add_cardiac(ds, timing.triggers_ms[f], timing.n_acquired, timing.rr_ms)
         _add_pixels(ds, pixels, 12)
         _add_window(ds, pixels)
         items.append((folder / f"LAX_{f + 1:04d}.dcm", ds))
