@@ -170,6 +170,8 @@ def test_several_studies_listed_and_chosen(tmp_path: Path, study: CineStudy) -> 
         read_dicom(tmp_path)
     _same(read_dicom(tmp_path, study="ANON2"), other)
     _same(read_dicom(tmp_path, study=STUDY_UID), study)
+    with pytest.raises(InputError, match="no study with StudyInstanceUID or PatientID 'ANON3'; found: patient ANON1"):
+        read_dicom(tmp_path, study="ANON3")
 
 
 def test_short_axis_chosen_over_an_axial_stack(tmp_path: Path, study: CineStudy) -> None:
@@ -271,3 +273,17 @@ def test_rescale_applied_per_image(tmp_path: Path, study: CineStudy) -> None:
     expected[0, 0] = stored * 2.0
     same_order = np.allclose(read.geometry.affine, study.geometry.affine, atol=1e-3)
     np.testing.assert_array_equal(read.image, expected if same_order else expected[:, ::-1])
+
+
+def test_info_cli_on_zip_and_several_studies(tmp_path: Path, study: CineStudy) -> None:
+    write_dicom_cine_per_slice(study, tmp_path / "a", study_uid=STUDY_UID, first_series_number=20)
+    _decoys(study, tmp_path / "a")
+    archive = shutil.make_archive(str(tmp_path / "export"), "zip", tmp_path / "a")
+    result = CliRunner().invoke(app, ["info", archive])
+    assert result.exit_code == 0, result.output
+    assert "20-23" in result.output and "short-axis cine" in result.output and "long-axis cine" in result.output
+    write_dicom_cine(make_study(seed=5), tmp_path / "a" / "other", study_uid="1.2.3.9", patient_id="ANON2")
+    result = CliRunner().invoke(app, ["info", str(tmp_path / "a")])
+    assert result.exit_code == 1 and "holds 2 studies" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["info", str(tmp_path / "a"), "--study", "ANON2", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["metadata"]["patient_id"] == "ANON2"

@@ -89,9 +89,10 @@ def _scan(path: Path, study: str | None, progress: ProgressCallback | None) -> _
     for image in images:
         studies.setdefault(_study_key(image), []).append(image)
     if study is not None:
+        found = studies
         studies = {k: v for k, v in studies.items() if study in k}
         if not studies:
-            raise InputError(path, f"no study with StudyInstanceUID or PatientID {study!r}; found: {_describe_studies(studies)}")
+            raise InputError(path, f"no study with StudyInstanceUID or PatientID {study!r}; found: {_describe_studies(found)}")
     if len(studies) > 1:
         raise InputError(
             path, f"holds {len(studies)} studies: {_describe_studies(studies)}; choose one with --study UID or PATIENT_ID"
