@@ -262,6 +262,9 @@ def convert(
         study = read_study(source, series=series, progress=progress, study=dicom_study)
     if study.metadata.provenance is not None:
         check_writable(sidecar, overwrite)
+        chosen = [s for s in study.metadata.provenance["series_found"] if s["chosen"]]
+        if chosen:
+            console.print(f"read {chosen[0]['kind']}: {chosen[0]['reason']}", highlight=False)
     assert study.frame_numbers is not None
     if study.frame_numbers != tuple(range(study.frame_numbers[0], study.frame_numbers[0] + study.n_frames)):
         raise InputError(

@@ -287,3 +287,32 @@ def test_info_cli_on_zip_and_several_studies(tmp_path: Path, study: CineStudy) -
     assert result.exit_code == 1 and "holds 2 studies" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(app, ["info", str(tmp_path / "a"), "--study", "ANON2", "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["metadata"]["patient_id"] == "ANON2"
+
+
+def test_philips_scale_slope_makes_differently_scaled_series_agree(tmp_path: Path, study: CineStudy) -> None:
+    study = dataclasses.replace(study, image=study.image * 4)  # even values: stored halves are exact
+    paths = write_dicom_cine_per_slice(study, tmp_path, study_uid=STUDY_UID)
+    for path in paths[: study.n_frames]:  # slice 0 at half scale; RS 3, SS 0.5: FP = 3 SV / (3 x 0.5) = 2 SV
+        ds = pydicom.dcmread(path)
+        stored = ds.pixel_array // 2
+        ds.PixelData = stored.astype(ds.pixel_array.dtype).tobytes()
+        ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = 3, 0, "US"
+        ds.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x0E, "FL", 0.5)
+        ds.save_as(path)
+    read = read_dicom(tmp_path)
+    _same(read, study)
+    assert any("Philips floating-point scaling applied to 5 of 20 images" in note for note in read.metadata.notes)
+
+
+def test_two_oblique_stacks_need_a_choice(tmp_path: Path, study: CineStudy) -> None:
+    rotation = np.eye(4)  # a second double-oblique stack, tilted 34 degrees from the first
+    rotation[:3, :3] = np.array([[1, 0, 0], [0, np.cos(0.6), -np.sin(0.6)], [0, np.sin(0.6), np.cos(0.6)]])
+    geometry = study.geometry
+    tilted = dataclasses.replace(
+        study, geometry=type(geometry)(rotation @ geometry.affine, geometry.shape, geometry.slice_thickness_mm)
+    )
+    write_dicom_cine(study, tmp_path / "a", study_uid=STUDY_UID, series_number=4)
+    write_dicom_cine(tilted, tmp_path / "b", study_uid=STUDY_UID, series_number=9)
+    with pytest.raises(InputError, match="several short-axis cine candidates.*--series 4.*--series 9"):
+        read_dicom(tmp_path)
+    _same(read_dicom(tmp_path, series="9"), tilted)

@@ -16,6 +16,9 @@ References
    Content (C.7.6.16.2.2) and Pixel Value Transformation (C.7.6.16.2.9) macros.
    https://dicom.nema.org/medical/dicom/current/output/chtml/part03/sect_C.7.6.16.html
 .. [2] DICOM PS3.3, C.8.3.1 MR Image Module (TriggerTime, NominalInterval).
+.. [3] T. L. Chenevert et al., "Errors in quantitative image analysis due to
+   platform-dependent image scaling", Translational Oncology 7, 2014,
+   doi:10.1593/tlo.13811 (Philips floating-point value FP = (SV * RS + RI) / (RS * SS)).
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ from pydicom.uid import UID
 from opencmr.io.dicom.sources import Source
 
 __all__ = ["DicomImage", "images_from_dataset", "declares_image", "number", "numbers", "text", "integer"]
+
+_PHILIPS_CREATOR = "Philips MR Imaging DD 001"
+_PHILIPS_SCALE_SLOPE = 0x0E
+"""Element offset of MR Scale Slope in the Philips private block (tag (2005,100E))."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,6 +66,8 @@ class DicomImage:
     temporal_index: int | None
     rescale_slope: float | None
     rescale_intercept: float | None
+    vendor_scale: float | None = None
+    """Philips private MR Scale Slope (2005,100E) ``SS``: the real value is the rescaled value / (RescaleSlope * SS) [3]_."""
 
     @property
     def name(self) -> str:
@@ -147,6 +156,17 @@ def _common(source: Source, ds: Dataset) -> dict[str, object]:
     }
 
 
+def _philips_scale(ds: Dataset | None) -> float | None:
+    """Philips' private MR Scale Slope of a dataset or functional-group item, when present and usable."""
+    if ds is None:
+        return None
+    try:
+        value = float(ds.get_private_item(0x2005, _PHILIPS_SCALE_SLOPE, _PHILIPS_CREATOR).value)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) and value > 0 else None
+
+
 def _rr_interval(ds: Dataset | None) -> float | None:
     interval = number(ds, "NominalInterval")
     if interval is not None and interval > 0:
@@ -169,6 +189,7 @@ def _classic(source: Source, ds: Dataset) -> DicomImage:
         temporal_index=integer(ds, "TemporalPositionIdentifier"),
         rescale_slope=number(ds, "RescaleSlope"),
         rescale_intercept=number(ds, "RescaleIntercept"),
+        vendor_scale=_philips_scale(ds),
     )
 
 
@@ -214,6 +235,7 @@ def _enhanced(source: Source, ds: Dataset) -> list[DicomImage]:
                 rescale_intercept=(
                     number(transform, "RescaleIntercept") if transform is not None else number(ds, "RescaleIntercept")
                 ),
+                vendor_scale=_philips_scale(transform) or _philips_scale(groups) or _philips_scale(ds),
             )
         )
     return images

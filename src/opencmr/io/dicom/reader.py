@@ -5,7 +5,8 @@ multi-frame, any transfer syntax pydicom's codecs decode), keeps one study,
 assembles and validates the cine stacks (:mod:`opencmr.io.dicom.stacks`),
 chooses the short-axis cine by geometry (or the series the user names), and
 returns a :class:`~opencmr.io.study.CineStudy` with RescaleSlope/Intercept
-applied per image and a provenance record of what was used.
+applied per image (and Philips' private MR Scale Slope, so that differently
+scaled series agree) and a provenance record of what was used.
 
 The affine maps the voxel index ``(col, row, slice)`` to RAS+ millimetres
 (DICOM's LPS with the first two axes negated), as NIfTI does [1]_.
@@ -195,6 +196,8 @@ def _read_pixels(stack: Stack, progress: ProgressCallback | None) -> np.ndarray:
                 plane *= image.rescale_slope
             if image.rescale_intercept:
                 plane += image.rescale_intercept
+            if image.vendor_scale is not None:
+                plane /= (image.rescale_slope or 1.0) * image.vendor_scale
             out[where[id(image)]] = plane
             done += 1
             if progress is not None:
@@ -289,6 +292,16 @@ def _rr_notes(stack: Stack) -> list[str]:
     return [
         f"RR intervals differ between slices (breath-holds): {min(rr):.0f}-{max(rr):.0f} ms "
         f"(spread {max(rr) - min(rr):.0f} ms); phases are aligned by phase index"
+    ]
+
+
+def _scaling_notes(stack: Stack) -> list[str]:
+    scaled = [image for image in stack.images if image.vendor_scale is not None]
+    if not scaled:
+        return []
+    return [
+        f"Philips floating-point scaling applied to {len(scaled)} of {len(stack.images)} images "
+        "(rescaled value / (RescaleSlope x MR Scale Slope), so that series scaled differently agree)"
     ]
 
 
@@ -460,7 +473,7 @@ def read_dicom(
         shape=(len(stack.grid), int(first.rows or 0), int(first.cols or 0)),
         slice_thickness_mm=first.slice_thickness,
     )
-    notes = _spacing_notes(stack, first.slice_thickness, first.dataset) + _rr_notes(stack)
+    notes = _spacing_notes(stack, first.slice_thickness, first.dataset) + _rr_notes(stack) + _scaling_notes(stack)
     metadata = _metadata(scan, stack, summaries, notes)
     metadata = replace(metadata, provenance=provenance(stack, summaries, geometry))
     return CineStudy(image=image, geometry=geometry, metadata=metadata, frame_times_ms=_frame_times(stack))
