@@ -10,8 +10,9 @@ Ordering and geometry follow the headers only, never file names or frame order:
 
 Many exports store each short-axis slice position as its own series (1
 position x N phases, consecutive series numbers). Such single-position cine
-series that share orientation (parallel normals), image size, pixel spacing,
-number of phases and study are assembled into one stack when their positions
+series that share orientation (parallel normals), image size, pixel spacing
+and study are assembled into one stack (which must then have the same number
+of phases at every position) when their positions
 lie along the normal; their phases are aligned by phase index, since each
 slice was acquired in its own breath-hold with its own RR interval.
 
@@ -348,7 +349,7 @@ def _analyse_series(images: list[DicomImage]) -> tuple[SeriesSummary, Stack | No
 
 def _assembly_key(stack: Stack) -> tuple:
     first = stack.grid[0][0]
-    return (first.study_uid, first.rows, first.cols, tuple(np.round(first.pixel_spacing or (), 4)), len(stack.grid[0]))
+    return (first.study_uid, first.rows, first.cols, tuple(np.round(first.pixel_spacing or (), 4)))
 
 
 def _assemble(singles: list[Stack]) -> list[Stack]:
