@@ -316,3 +316,26 @@ def test_two_oblique_stacks_need_a_choice(tmp_path: Path, study: CineStudy) -> N
     with pytest.raises(InputError, match="several short-axis cine candidates.*--series 4.*--series 9"):
         read_dicom(tmp_path)
     _same(read_dicom(tmp_path, series="9"), tilted)
+
+
+def test_every_layout_gives_the_same_volumes(tmp_path: Path) -> None:
+    """Issue 10's acceptance check, until ``opencmr analyze`` exists: same segmentation volumes (0.1 mL) from every layout."""
+    from opencmr.io.dicom_write import COMPRESSIONS
+    from opencmr.segment.inference import segment_study
+    from opencmr.segment.model import load_model
+
+    model = load_model()
+    phantom = make_phantom(PhantomConfig(n_frames=2, n_slices=6, seed=4))
+    volumes = {}
+    for layout, compression in [("single-series", None), ("series-per-slice", "rle"), ("enhanced", "jpeg-ls")]:
+        folder = tmp_path / layout
+        syntax = COMPRESSIONS[compression] if compression else None
+        write_phantom(phantom, folder, dicom=True, dicom_layout=layout, dicom_transfer_syntax=syntax)
+        study = read_study(folder / "dicom")
+        labels = segment_study(study, model, tta=False).data
+        voxel_ml = float(np.prod(study.spacing)) / 1000.0
+        volumes[layout] = np.array([[np.sum(frame == k) * voxel_ml for k in (1, 2, 3)] for frame in labels])
+    reference = volumes["single-series"]
+    assert reference[:, 2].min() > 20.0  # the LV was found
+    for layout, found in volumes.items():
+        np.testing.assert_allclose(found, reference, atol=0.1, err_msg=layout)
