@@ -62,7 +62,9 @@ def _decoys(study: CineStudy, folder: Path) -> None:
 
 def test_series_per_slice_with_different_rr(tmp_path: Path, study: CineStudy) -> None:
     rr = [900.0, 1000.0, 1100.0, 950.0]
-    write_dicom_cine_per_slice(study, tmp_path, study_uid=STUDY_UID, first_series_number=20, rr_intervals_ms=rr, shuffle_names=True)
+    write_dicom_cine_per_slice(
+        study, tmp_path, study_uid=STUDY_UID, first_series_number=20, rr_intervals_ms=rr, shuffle_names=True
+    )
     _decoys(study, tmp_path)
     read = read_dicom(tmp_path)
     _same(read, study)
@@ -70,7 +72,12 @@ def test_series_per_slice_with_different_rr(tmp_path: Path, study: CineStudy) ->
     # phases aligned by fraction of each slice's cycle: frame times come back as the study's (scaled to the mean RR)
     np.testing.assert_allclose(read.frame_times_ms, np.asarray(study.frame_times_ms) * np.mean(rr) / 1000.0, atol=0.05)
     prov = read.metadata.provenance
-    assert [s["number"] for s in prov["series"]] == [20, 21, 22, 23] or [s["number"] for s in prov["series"]] == [23, 22, 21, 20]
+    assert [s["number"] for s in prov["series"]] == [20, 21, 22, 23] or [s["number"] for s in prov["series"]] == [
+        23,
+        22,
+        21,
+        20,
+    ]
     assert sorted(s["rr_interval_ms"] for s in prov["slices"]) == sorted(rr)
     summaries = scan_dicom_folder(tmp_path)
     chosen = [s for s in summaries if s.chosen]
@@ -87,13 +94,17 @@ def test_series_per_slice_missing_phase_is_named(tmp_path: Path, study: CineStud
     paths[study.n_frames + 2].unlink()  # slice 1 loses a phase
     with pytest.raises(InputError, match="no short-axis cine series found") as info:
         read_dicom(tmp_path)
-    assert "one series per slice, but different numbers of phases per slice position (5 at most, 4 at" in str(info.value)
+    assert "one series per slice, but different numbers of phases per slice position (5 at most, 4 at" in str(
+        info.value
+    )
 
 
 def _at_least_32(study: CineStudy) -> CineStudy:
     """The study tiled to 56 x 64 pixels (OpenJPEG's encoder needs sides of 32 or more)."""
     image = np.tile(study.image, (1, 1, 2, 2))
-    geometry = type(study.geometry)(study.geometry.affine, (study.n_slices, *image.shape[2:]), study.geometry.slice_thickness_mm)
+    geometry = type(study.geometry)(
+        study.geometry.affine, (study.n_slices, *image.shape[2:]), study.geometry.slice_thickness_mm
+    )
     return dataclasses.replace(study, image=image, geometry=geometry)
 
 
@@ -224,11 +235,19 @@ def _vendor(name: str) -> Path:
 
 
 @pytest.mark.parametrize(
-    "variant", ["emri_small_RLE.dcm", "emri_small_jpeg_ls_lossless.dcm", "emri_small_jpeg_2k_lossless.dcm", "emri_small_big_endian.dcm"]
+    "variant",
+    [
+        "emri_small_RLE.dcm",
+        "emri_small_jpeg_ls_lossless.dcm",
+        "emri_small_jpeg_2k_lossless.dcm",
+        "emri_small_big_endian.dcm",
+    ],
 )
 def test_vendor_enhanced_mr_decodes_like_uncompressed(variant: str) -> None:
     reference_source = Source(_vendor("emri_small.dcm"))
-    reference = _decode(images_from_dataset(reference_source, reference_source.read_header())[0], reference_source.read())
+    reference = _decode(
+        images_from_dataset(reference_source, reference_source.read_header())[0], reference_source.read()
+    )
     source = Source(_vendor(variant))
     images = images_from_dataset(source, source.read_header())
     assert len(images) == 10 and all(image.multiframe for image in images)
@@ -247,7 +266,9 @@ def test_vendor_classic_mr_jpeg2000_and_jpeg_lossless() -> None:
 
 def test_enhanced_file_without_functional_groups_is_named(tmp_path: Path) -> None:
     shutil.copy(_vendor("emri_small.dcm"), tmp_path / "emri_small.dcm")
-    with pytest.raises(InputError, match="missing or invalid ImageOrientationPatient \\(no per-frame functional groups\\)"):
+    with pytest.raises(
+        InputError, match="missing or invalid ImageOrientationPatient \\(no per-frame functional groups\\)"
+    ):
         read_study(tmp_path / "emri_small.dcm")
 
 
@@ -257,7 +278,9 @@ def test_transfer_syntax_without_decoder_is_named(tmp_path: Path) -> None:
     path = tmp_path / "xl.dcm"
     ds.save_as(path, enforce_file_format=True)
     source = Source(path)
-    with pytest.raises(InputError, match=r"xl\.dcm: pixel data in transfer syntax MPEG2 .*1\.2\.840\.10008\.1\.2\.4\.100\): no decoder"):
+    with pytest.raises(
+        InputError, match=r"xl\.dcm: pixel data in transfer syntax MPEG2 .*1\.2\.840\.10008\.1\.2\.4\.100\): no decoder"
+    ):
         _decode(images_from_dataset(source, source.read_header())[0], source.read())
 
 

@@ -32,7 +32,7 @@ from pydicom.uid import UID
 
 from opencmr.io.dicom.sources import Source
 
-__all__ = ["DicomImage", "images_from_dataset", "declares_image", "number", "numbers", "text", "integer"]
+__all__ = ["DicomImage", "declares_image", "images_from_dataset", "integer", "number", "numbers", "text"]
 
 _PHILIPS_CREATOR = "Philips MR Imaging DD 001"
 _PHILIPS_SCALE_SLOPE = 0x0E
@@ -117,7 +117,7 @@ def number(ds: Dataset | None, keyword: str) -> float | None:
 def integer(ds: Dataset | None, keyword: str) -> int | None:
     """One number rounded to an integer, or None."""
     value = number(ds, keyword)
-    return None if value is None else int(round(value))
+    return None if value is None else round(value)
 
 
 def text(ds: Dataset | None, keyword: str) -> str:
@@ -231,7 +231,9 @@ def _enhanced(source: Source, ds: Dataset) -> list[DicomImage]:
                 rr_interval_ms=rr if rr is not None and rr > 0 else _rr_interval(ds),
                 instance_number=k + 1,
                 temporal_index=integer(content, "TemporalPositionIndex"),
-                rescale_slope=number(transform, "RescaleSlope") if transform is not None else number(ds, "RescaleSlope"),
+                rescale_slope=number(transform, "RescaleSlope")
+                if transform is not None
+                else number(ds, "RescaleSlope"),
                 rescale_intercept=(
                     number(transform, "RescaleIntercept") if transform is not None else number(ds, "RescaleIntercept")
                 ),

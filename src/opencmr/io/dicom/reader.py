@@ -85,7 +85,9 @@ def _scan(path: Path, study: str | None, progress: ProgressCallback | None) -> _
             continue
         images.extend(images_from_dataset(source, ds))
     if not images:
-        raise InputError(path, f"no DICOM images found ({n_not_dicom} non-DICOM and {n_not_image} non-image DICOM files skipped)")
+        raise InputError(
+            path, f"no DICOM images found ({n_not_dicom} non-DICOM and {n_not_image} non-image DICOM files skipped)"
+        )
     studies: dict[tuple[str, str], list[DicomImage]] = {}
     for image in images:
         studies.setdefault(_study_key(image), []).append(image)
@@ -93,10 +95,13 @@ def _scan(path: Path, study: str | None, progress: ProgressCallback | None) -> _
         found = studies
         studies = {k: v for k, v in studies.items() if study in k}
         if not studies:
-            raise InputError(path, f"no study with StudyInstanceUID or PatientID {study!r}; found: {_describe_studies(found)}")
+            raise InputError(
+                path, f"no study with StudyInstanceUID or PatientID {study!r}; found: {_describe_studies(found)}"
+            )
     if len(studies) > 1:
         raise InputError(
-            path, f"holds {len(studies)} studies: {_describe_studies(studies)}; choose one with --study UID or PATIENT_ID"
+            path,
+            f"holds {len(studies)} studies: {_describe_studies(studies)}; choose one with --study UID or PATIENT_ID",
         )
     series: dict[str, list[DicomImage]] = {}
     for image in next(iter(studies.values())):
@@ -108,7 +113,9 @@ def _listing(summaries: Sequence[SeriesSummary]) -> str:
     return "; ".join(f"{s.label()}: {s.reason}" for s in summaries)
 
 
-def _select(path: Path, summaries: list[SeriesSummary], candidates: list[Stack], singles: list[Stack], series: str | None) -> Stack:
+def _select(
+    path: Path, summaries: list[SeriesSummary], candidates: list[Stack], singles: list[Stack], series: str | None
+) -> Stack:
     """The stack to read: the one ``series`` names, else the best short-axis candidate."""
     if series is not None:
         wanted = str(series).strip()
@@ -156,7 +163,9 @@ def _decode(image: DicomImage, ds: Dataset) -> np.ndarray:
         try:
             decoder = get_decoder(syntax)
         except NotImplementedError:
-            raise InputError(image.source, f"pixel data in transfer syntax {syntax.name} ({syntax}): no decoder exists") from None
+            raise InputError(
+                image.source, f"pixel data in transfer syntax {syntax.name} ({syntax}): no decoder exists"
+            ) from None
         if not decoder.is_available:
             missing = "; ".join(f"{name}: {', '.join(deps)}" for name, deps in decoder.missing_dependencies.items())
             raise InputError(
@@ -167,7 +176,9 @@ def _decode(image: DicomImage, ds: Dataset) -> np.ndarray:
         raw = np.asarray(ds.pixel_array)
     except Exception as exc:  # noqa: BLE001 - every decoder failure is a bad file
         name = f" in transfer syntax {syntax.name}" if syntax is not None else ""
-        raise InputError(image.source, f"unreadable or truncated pixel data{name} ({describe_exception(exc)})") from None
+        raise InputError(
+            image.source, f"unreadable or truncated pixel data{name} ({describe_exception(exc)})"
+        ) from None
     return raw[None] if raw.ndim == 2 else raw
 
 
@@ -189,7 +200,8 @@ def _read_pixels(stack: Stack, progress: ProgressCallback | None) -> np.ndarray:
             k = image.frame or 0
             if k >= frames.shape[0] or frames.shape[1:] != (image.rows, image.cols):
                 raise InputError(
-                    source, f"pixel data of shape {frames.shape} does not match {image.rows}x{image.cols} for {image.name}"
+                    source,
+                    f"pixel data of shape {frames.shape} does not match {image.rows}x{image.cols} for {image.name}",
                 )
             plane = frames[k].astype(np.float32)
             if image.rescale_slope is not None and image.rescale_slope != 1.0:
@@ -290,8 +302,10 @@ def _rr_notes(stack: Stack) -> list[str]:
     if len(rr) < 2 or max(rr) - min(rr) < 1.0:
         return []
     return [
-        f"RR intervals differ between slices (breath-holds): {min(rr):.0f}-{max(rr):.0f} ms "
-        f"(spread {max(rr) - min(rr):.0f} ms); phases are aligned by phase index"
+        (
+            f"RR intervals differ between slices (breath-holds): {min(rr):.0f}-{max(rr):.0f} ms "
+            f"(spread {max(rr) - min(rr):.0f} ms); phases are aligned by phase index"
+        )
     ]
 
 
@@ -300,8 +314,10 @@ def _scaling_notes(stack: Stack) -> list[str]:
     if not scaled:
         return []
     return [
-        f"Philips floating-point scaling applied to {len(scaled)} of {len(stack.images)} images "
-        "(rescaled value / (RescaleSlope x MR Scale Slope), so that series scaled differently agree)"
+        (
+            f"Philips floating-point scaling applied to {len(scaled)} of {len(stack.images)} images "
+            "(rescaled value / (RescaleSlope x MR Scale Slope), so that series scaled differently agree)"
+        )
     ]
 
 
@@ -463,7 +479,9 @@ def read_dicom(
     """
     scan, summaries, candidates, singles = _analyse(path, series, study, progress)
     if Path(path).is_file() and sum(len(images) for images in scan.series.values()) == 1:
-        raise InputError(path, "is a single DICOM image; give the folder (or zip archive) that holds the whole cine series")
+        raise InputError(
+            path, "is a single DICOM image; give the folder (or zip archive) that holds the whole cine series"
+        )
     stack = _select(scan.path, summaries, candidates, singles, series)
     summaries = _mark_chosen(summaries, stack)
     image = _read_pixels(stack, progress)

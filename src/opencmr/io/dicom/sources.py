@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 
 from opencmr.errors import InputError, describe_exception
 
-__all__ = ["Source", "list_sources", "is_zip_archive"]
+__all__ = ["Source", "is_zip_archive", "list_sources"]
 
 _MAX_MEMBER_BYTES = 2**31
 """Largest archive member read into memory (a guard against zip bombs)."""
@@ -81,7 +81,9 @@ class Source:
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - any parser failure is a corrupt file
-            raise InputError(self, f"cannot read the DICOM header (truncated or corrupt file: {describe_exception(exc)})") from None
+            raise InputError(
+                self, f"cannot read the DICOM header (truncated or corrupt file: {describe_exception(exc)})"
+            ) from None
 
     def read(self) -> Dataset:
         """The whole dataset, pixel data included (decoded later, on access)."""

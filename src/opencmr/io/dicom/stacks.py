@@ -32,6 +32,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -40,7 +41,7 @@ import numpy as np
 
 from opencmr.io.dicom.headers import DicomImage
 
-__all__ = ["SeriesSummary", "Stack", "analyse_images", "AXIS_TOL_DEG", "PERPENDICULAR_DEG"]
+__all__ = ["AXIS_TOL_DEG", "PERPENDICULAR_DEG", "SeriesSummary", "Stack", "analyse_images"]
 
 _POSITION_TOL_MM = 0.05
 """Images whose positions along the normal differ by less than this share a slice position."""
@@ -138,7 +139,10 @@ class SeriesSummary:
         """Whether ``--series`` text (a number, a UID, or for an assembled stack ``FIRST-LAST``) names this."""
         if self.assembled:
             numbers = [n for n in self.member_numbers if n is not None]
-            return bool(numbers) and wanted in (f"{min(numbers)}-{max(numbers)}", ",".join(map(str, self.member_numbers)))
+            return bool(numbers) and wanted in (
+                f"{min(numbers)}-{max(numbers)}",
+                ",".join(map(str, self.member_numbers)),
+            )
         return wanted in (self.series_uid, str(self.series_number))
 
 
@@ -227,14 +231,17 @@ def _image_problem(images: Sequence[DicomImage]) -> str | None:
 
 
 def _time_key(image: DicomImage) -> tuple[float, float]:
-    return (image.trigger_time if image.trigger_time is not None else 0.0, image.temporal_index or image.instance_number or 0)
+    return (
+        image.trigger_time if image.trigger_time is not None else 0.0,
+        image.temporal_index or image.instance_number or 0,
+    )
 
 
 def _order_phases(images: list[DicomImage]) -> tuple[list[DicomImage], str | None]:
     """Images of one slice position in temporal order, and a problem (duplicates, no order) or None."""
     if all(image.trigger_time is not None for image in images):
         ordered = sorted(images, key=_time_key)
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in itertools.pairwise(ordered):
             if abs((b.trigger_time or 0.0) - (a.trigger_time or 0.0)) <= _TIME_TOL_MS:
                 return ordered, f"duplicate images at the same position and trigger time ({names([a, b])})"
         return ordered, None
@@ -300,7 +307,9 @@ def _summary(images: Sequence[DicomImage], candidate: bool, reason: str, kind: s
     )
 
 
-def _grid(groups: list[list[DicomImage]], normal: np.ndarray) -> tuple[tuple[tuple[DicomImage, ...], ...], np.ndarray] | str:
+def _grid(
+    groups: list[list[DicomImage]], normal: np.ndarray
+) -> tuple[tuple[tuple[DicomImage, ...], ...], np.ndarray] | str:
     """Sorted grid and locations of position groups, or the problem that prevents it."""
     grid = []
     for group in groups:
@@ -421,7 +430,10 @@ def _classify(stacks: list[Stack], singles: list[Stack]) -> tuple[list[Stack], l
     named = []
     for single in singles:
         if best is not None and _angle_deg(best, single.normal) >= PERPENDICULAR_DEG:
-            kind, why = "long-axis cine", f"single slice position, {_angle_deg(best, single.normal):.0f} deg from the short-axis planes"
+            kind, why = (
+                "long-axis cine",
+                f"single slice position, {_angle_deg(best, single.normal):.0f} deg from the short-axis planes",
+            )
         else:
             kind, why = "single-slice cine", "single slice position"
         named.append(_relabel(single, kind=kind, reason=why))
