@@ -343,17 +343,6 @@ ModelOpt = Annotated[
 ]
 
 
-def _load_segmenter(path: Path | None) -> Any:
-    """The bundled or a given model; ``.onnx`` files run through ONNX Runtime."""
-    if path is not None and path.suffix.lower() == ".onnx":
-        from opencmr.segment.onnx import load_onnx_model
-
-        return load_onnx_model(path)
-    from opencmr.segment.model import load_model
-
-    return load_model(path)
-
-
 @app.command()
 @_user_errors
 def segment(
@@ -376,25 +365,22 @@ def segment(
 
     import nibabel
 
-    from opencmr.io.nifti import write_label_map
+    from opencmr.io.nifti import frame_file_names, is_nifti_path, write_segmentation
     from opencmr.io.read import read_study
     from opencmr.segment.inference import segment_study
+    from opencmr.segment.model import load_segmenter
 
     _check_nifti_output(output, study, overwrite)
-    segmenter = _load_segmenter(model)
+    segmenter = load_segmenter(model)
     with _file_progress(str(study)) as progress:
         loaded = read_study(study, series=series, progress=progress, study=dicom_study)
-        targets = _label_outputs(output, loaded.frame_numbers)
-        for target in targets.values():
+        for target in frame_file_names(output, loaded.frame_numbers).values():
             _check_nifti_output(target, study, overwrite)
         started = time.perf_counter()
         labels = segment_study(loaded, segmenter, tta=tta, progress=lambda done, total: progress("segmenting frames", done, total))
         seconds = time.perf_counter() - started
-    if targets:
-        written = [write_label_map(labels, path, frame=frame, overwrite=overwrite) for frame, path in targets.items()]
-    else:
-        as_4d = study.is_file() and int(nibabel.load(study).header["dim"][0]) == 4  # keep (x, y, z, 1) as 4D
-        written = [write_label_map(labels, output, as_4d=as_4d, overwrite=overwrite)]
+    as_4d = study.is_file() and is_nifti_path(study) and int(nibabel.load(study).header["dim"][0]) == 4  # keep (x,y,z,1)
+    written = write_segmentation(labels, output, as_4d=as_4d, overwrite=overwrite)
     n = loaded.n_frames * loaded.n_slices
     console.print(
         f"wrote {', '.join(map(str, written))}: {loaded.n_frames} frame(s) x {loaded.n_slices} slices segmented in "
@@ -416,13 +402,159 @@ def _check_nifti_output(output: Path, source: Path, overwrite: bool) -> None:
         raise OutputError(output, "is the input itself; choose another output file")
 
 
-def _label_outputs(output: Path, frames: tuple[int, ...]) -> dict[int, Path]:
-    """Per-frame output files when ``frames`` are not consecutive (empty when one file holds them all)."""
-    if frames == tuple(range(frames[0], frames[0] + len(frames))):
-        return {}
-    suffix = ".nii.gz" if output.name.endswith(".nii.gz") else ".nii"
-    stem = output.name[: -len(suffix)]
-    return {f: output.with_name(f"{stem}_frame{f + 1:02d}{suffix}") for f in frames}
+HeightOpt = Annotated[float | None, typer.Option("--height", help="Height in cm (default: from the study).")]
+WeightOpt = Annotated[float | None, typer.Option("--weight", help="Weight in kg (default: from the study).")]
+HrOpt = Annotated[float | None, typer.Option("--hr", help="Heart rate in beats/min, for cardiac output.")]
+SexOpt = Annotated[str | None, typer.Option("--sex", help="M or F, for reference ranges (default: from the study).")]
+BsaOpt = Annotated[str, typer.Option("--bsa", help="Body-surface-area formula: mosteller or dubois.")]
+
+
+def _bsa_formula(name: str) -> Any:
+    from opencmr.errors import InputError
+    from opencmr.measure.body import BsaFormula
+
+    try:
+        return BsaFormula(name.lower())
+    except ValueError:
+        raise InputError("--bsa", f"unknown formula {name!r}; choose mosteller or dubois") from None
+
+
+def _print_measurements(measurements: Any) -> None:
+    values = measurements.values
+    table = Table(title=f"Cardiac function (ED frame {measurements.phases.ed_frame}, ES frame "
+                  f"{measurements.phases.es_frame}, 0-based; rule: {measurements.phases.rule.value})")
+    for column in ("index", "value", "indexed to BSA"):
+        table.add_column(column)
+    rows = [("LV EDV", "lv_edv_ml", "mL"), ("LV ESV", "lv_esv_ml", "mL"), ("LV SV", "lv_sv_ml", "mL"),
+            ("LV EF", "lv_ef_percent", "%"), ("LV mass", "lv_mass_g", "g"), ("RV EDV", "rv_edv_ml", "mL"),
+            ("RV ESV", "rv_esv_ml", "mL"), ("RV SV", "rv_sv_ml", "mL"), ("RV EF", "rv_ef_percent", "%"),
+            ("cardiac output", "lv_co_l_min", "L/min")]
+    for name, key, unit in rows:
+        value, indexed = values.get(key), values.get(f"{key}_m2")
+        table.add_row(name, "-" if value is None else f"{value:.1f} {unit}",
+                      "" if indexed is None else f"{indexed:.1f} {unit}/m²")
+    console.print(table)
+    for note in measurements.to_dict()["notes"]:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+
+
+def _parse_segmentations(values: list[str]) -> list[tuple[int | None, Path]]:
+    """``FILE`` or ``FRAME=FILE`` arguments; ``*_frameFF.nii.gz`` names give frame FF - 1."""
+    parsed: list[tuple[int | None, Path]] = []
+    for value in values:
+        framed = re.match(r"^(\d+)=(.+)$", value)
+        if framed:
+            parsed.append((int(framed.group(1)), Path(framed.group(2))))
+            continue
+        named = re.search(r"_frame(\d+)\.nii(\.gz)?$", value)
+        parsed.append((int(named.group(1)) - 1 if named else None, Path(value)))
+    return parsed
+
+
+def _read_segmentations(values: list[str]) -> Any:
+    """One label file (3D or 4D), or one 3D file per frame (``FRAME=FILE`` or ACDC ``_frameFF`` names)."""
+    import numpy as np
+
+    from opencmr.errors import InputError
+    from opencmr.io.nifti import read_label_map
+    from opencmr.io.study import LabelMap
+
+    parsed = _parse_segmentations(values)
+    if len(parsed) == 1 and parsed[0][0] is None:
+        return read_label_map(parsed[0][1])
+    missing = [str(path) for frame, path in parsed if frame is None]
+    if missing:
+        raise InputError(missing[0], "several segmentation files need a frame each: FRAME=FILE or a _frameFF name")
+    maps = [read_label_map(path, (frame,)) for frame, path in parsed]
+    first = maps[0]
+    for (frame, path), other in zip(parsed, maps):
+        if not other.geometry.same_grid(first.geometry):
+            raise InputError(path, f"is not on the grid of {parsed[0][1]} (shape or affine differ)")
+    frames = [frame for frame, _ in parsed]
+    if len(set(frames)) != len(frames):
+        raise InputError(values[0], f"the same frame is given twice ({frames})")
+    return LabelMap(np.concatenate([m.data for m in maps]), first.geometry, tuple(frames))
+
+
+@app.command()
+@_user_errors
+def measure(
+    segmentation: Annotated[
+        list[str],
+        typer.Argument(help="Label file (3D/4D NIfTI), or one file per frame: FRAME=FILE or ACDC *_frameFF names.",
+                       show_default=False),
+    ],
+    height: HeightOpt = None,
+    weight: WeightOpt = None,
+    hr: HrOpt = None,
+    sex: SexOpt = None,
+    ed: Annotated[int | None, typer.Option("--ed", help="ED frame (0-based); default: largest LV volume.")] = None,
+    es: Annotated[int | None, typer.Option("--es", help="ES frame (0-based); default: smallest LV volume.")] = None,
+    bsa: BsaOpt = "mosteller",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for measurements.json/.csv.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+) -> None:
+    """Volumes, EF, LV mass and BSA-indexed values from a segmentation (ours or manual)."""
+    from opencmr.errors import InputError
+    from opencmr.io._atomic import check_writable
+    from opencmr.measure.function import Subject, measure_function
+    from opencmr.measure.output import write_measurements_csv, write_measurements_json
+
+    if out is not None:
+        for name in ("measurements.json", "measurements.csv"):
+            check_writable(out / name, overwrite)
+    labels = _read_segmentations(segmentation)
+    subject = Subject(height_cm=height, weight_kg=weight, sex=sex, heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa))
+    try:
+        measurements = measure_function(labels, subject, ed_frame=ed, es_frame=es)
+    except ValueError as exc:
+        raise InputError(segmentation[0], str(exc)) from None
+    _print_measurements(measurements)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        case = Path(segmentation[0].split("=", 1)[-1]).name.split(".nii")[0]
+        write_measurements_json(measurements, out / "measurements.json", case=case, overwrite=overwrite)
+        write_measurements_csv(measurements, out / "measurements.csv", case=case, overwrite=overwrite)
+        console.print(f"wrote {out / 'measurements.json'} and {out / 'measurements.csv'}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def analyze(
+    study: StudyArg,
+    out: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
+    height: HeightOpt = None,
+    weight: WeightOpt = None,
+    hr: HrOpt = None,
+    sex: SexOpt = None,
+    bsa: BsaOpt = "mosteller",
+    model: ModelOpt = None,
+    series: SeriesOpt = None,
+    dicom_study: StudyOpt = None,
+    tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Test-time augmentation in segmentation.")] = True,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs in the folder.")] = False,
+) -> None:
+    """Read a study, segment it with the bundled model, measure function, and write the results.
+
+    OUTDIR gets segmentation.nii.gz (per-frame files for an ACDC folder), measurements.json,
+    measurements.csv and, for a cine, volume_curve.png. Height, weight, sex, heart rate and ED/ES come
+    from the study (ACDC Info.cfg, DICOM) unless given.
+    """
+    from opencmr.analysis import AnalysisOptions, analyze_study
+    from opencmr.errors import InputError
+
+    options = AnalysisOptions(
+        height_cm=height, weight_kg=weight, sex=sex, heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa),
+        series=series, study=dicom_study, model=model, tta=tta, overwrite=overwrite,
+    )
+    with _file_progress(str(study)) as progress:
+        try:
+            result = analyze_study(study, out, options, progress=progress)
+        except ValueError as exc:
+            raise InputError(study, str(exc)) from None
+    _print_measurements(result.measurements)
+    written = [str(path) for paths in result.files.values() for path in paths]
+    console.print(f"wrote {len(written)} files to {out}: {', '.join(Path(p).name for p in written)}", highlight=False)
 
 
 @app.command()

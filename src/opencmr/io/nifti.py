@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import nibabel as nib
@@ -29,6 +29,9 @@ from opencmr.io.study import CineStudy, Geometry, LabelMap, StudyMetadata
 from opencmr.labels import LABEL_VALUES
 
 __all__ = [
+    "frame_file_names",
+    "read_label_map",
+    "write_segmentation",
     "is_nifti_path",
     "load_nifti_array",
     "read_label_file",
@@ -138,7 +141,35 @@ def read_label_file(path: PathLike, geometry: Geometry, frame_numbers: tuple[int
     """
     p = Path(path)
     data, affine, _ = load_nifti_array(p)
+    return _label_map(p, _to_study_layout(data), affine, geometry, frame_numbers)
+
+
+def read_label_map(path: PathLike, frame_numbers: Sequence[int] | None = None) -> LabelMap:
+    """Read a label file on its own grid: a segmentation without its image (``opencmr measure``).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        3D (one frame) or 4D ``(x, y, slice, frame)`` NIfTI of ACDC labels.
+    frame_numbers : sequence of int, optional
+        Acquisition frame (0-based) of each volume; by default ``0, 1, ...``.
+
+    Raises
+    ------
+    InputError
+        Unreadable file, missing or invalid spacing, non-integral values or
+        values outside 0-3, or a frame count that does not match ``frame_numbers``.
+    """
+    p = Path(path)
+    data, affine, header = load_nifti_array(p)
     labels = _to_study_layout(data)
+    thickness = float(header.get_zooms()[2])
+    geometry = Geometry(affine, labels.shape[1:], slice_thickness_mm=thickness if thickness > 0 else None)
+    frames = tuple(range(labels.shape[0])) if frame_numbers is None else tuple(int(f) for f in frame_numbers)
+    return _label_map(p, labels, affine, geometry, frames)
+
+
+def _label_map(p: Path, labels: np.ndarray, affine: np.ndarray, geometry: Geometry, frame_numbers: tuple[int, ...]) -> LabelMap:
     if labels.shape[1:] != geometry.shape:
         raise InputError(
             p,
@@ -280,6 +311,33 @@ def write_label_map(
     with atomic_output(target, overwrite) as tmp:
         nib.save(_nifti_image(data, labels.geometry.affine), str(tmp))
     return target
+
+
+def frame_file_names(output: PathLike, frames: Sequence[int]) -> dict[int, Path]:
+    """Per-frame file names ``STEM_frameFF.nii.gz`` (FF 1-based, as ACDC names them) when ``frames`` are not consecutive.
+
+    Empty when one 4D file can hold the frames (consecutive frame numbers).
+    """
+    output = Path(output)
+    frames = tuple(frames)
+    if frames == tuple(range(frames[0], frames[0] + len(frames))):
+        return {}
+    suffix = ".nii.gz" if output.name.endswith(".nii.gz") else ".nii"
+    stem = output.name[: -len(suffix)]
+    return {f: output.with_name(f"{stem}_frame{f + 1:02d}{suffix}") for f in frames}
+
+
+def write_segmentation(labels: LabelMap, output: PathLike, *, as_4d: bool = False, overwrite: bool = False) -> list[Path]:
+    """Write a segmentation as one NIfTI file, or one file per frame when its frames are not consecutive.
+
+    An ACDC folder segmented at ED and ES gives ``OUTPUT_frameFF.nii.gz`` per
+    frame (:func:`frame_file_names`); a cine gives one 4D file (3D for one
+    frame, unless ``as_4d``).
+    """
+    per_frame = frame_file_names(output, labels.frame_numbers)
+    if per_frame:
+        return [write_label_map(labels, path, frame=frame, overwrite=overwrite) for frame, path in per_frame.items()]
+    return [write_label_map(labels, output, as_4d=as_4d, overwrite=overwrite)]
 
 
 def write_study_nifti(study: CineStudy, path: PathLike, *, overwrite: bool = False) -> Path:

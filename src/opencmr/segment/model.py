@@ -22,7 +22,7 @@ from opencmr.io._atomic import atomic_output
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.network import build_network
 
-__all__ = ["SegmentationModel", "save_model", "load_model", "default_model_path", "load_weights_widening_input", "FORMAT"]
+__all__ = ["load_segmenter", "SegmentationModel", "save_model", "load_model", "default_model_path", "load_weights_widening_input", "FORMAT"]
 
 FORMAT = "opencmr-segmentation-model"
 FORMAT_VERSION = 1
@@ -134,3 +134,12 @@ def load_weights_widening_input(network: nn.Module, state: dict[str, torch.Tenso
         else:
             raise ValueError(f"the initial weights do not fit the network: {key} is {tuple(old.shape)}, needs {tuple(new.shape)}")
     network.load_state_dict(merged)
+
+
+def load_segmenter(path: str | os.PathLike[str] | None = None):
+    """The bundled model, or a model file: ``.onnx`` files run through ONNX Runtime, others through PyTorch."""
+    if path is not None and Path(path).suffix.lower() == ".onnx":
+        from opencmr.segment.onnx import load_onnx_model
+
+        return load_onnx_model(path)
+    return load_model(path)

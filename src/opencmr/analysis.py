@@ -1,0 +1,142 @@
+"""``opencmr analyze``: read a study, segment it with the bundled model, measure, write the results.
+
+One function, :func:`analyze_study`, used by the CLI (and later the service and
+batch runner): it checks every output up front (nothing is overwritten
+without ``overwrite``), then reads, segments and measures, and writes into
+``out_dir``:
+
+``segmentation.nii.gz``
+    labels on the input's grid (``segmentation_frameFF.nii.gz`` per frame for
+    an ACDC folder, which holds only ED and ES);
+``measurements.json``, ``measurements.csv``
+    the indices (:mod:`opencmr.measure.function`), one document and one CSV row;
+``volume_curve.png``
+    LV and RV volume over the cycle, for a cine (three frames or more).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opencmr.io._atomic import check_writable
+from opencmr.io.study import CineStudy
+from opencmr.measure.body import BsaFormula
+from opencmr.measure.function import Measurements, Subject, measure_function
+
+__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_study", "subject_of"]
+
+#: ``progress(stage, done, total)``
+Progress = Callable[[str, int, int], None]
+
+SEGMENTATION = "segmentation.nii.gz"
+MEASUREMENTS_JSON = "measurements.json"
+MEASUREMENTS_CSV = "measurements.csv"
+VOLUME_CURVE = "volume_curve.png"
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """What ``opencmr analyze`` may be told; anything None comes from the study itself."""
+
+    height_cm: float | None = None
+    weight_kg: float | None = None
+    sex: str | None = None
+    heart_rate_bpm: float | None = None
+    bsa_formula: BsaFormula = BsaFormula.MOSTELLER
+    series: str | None = None
+    study: str | None = None
+    model: Path | None = None
+    tta: bool = True
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """What was written, and the measurements."""
+
+    study: CineStudy
+    measurements: Measurements
+    files: dict[str, list[Path]] = field(default_factory=dict)
+
+
+def subject_of(study: CineStudy, options: AnalysisOptions) -> Subject:
+    """Height, weight, sex and heart rate: the options where given, else the study's metadata."""
+    meta = study.metadata
+
+    def pick(given, known):
+        return given if given is not None else known
+
+    return Subject(
+        height_cm=pick(options.height_cm, meta.height_cm),
+        weight_kg=pick(options.weight_kg, meta.weight_kg),
+        sex=pick(options.sex, meta.sex),
+        heart_rate_bpm=pick(options.heart_rate_bpm, meta.heart_rate_bpm),
+        bsa_formula=options.bsa_formula,
+    )
+
+
+def _case_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz", ".nii", ".zip", ".dcm"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def analyze_study(
+    path: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: AnalysisOptions | None = None,
+    progress: Progress | None = None,
+) -> AnalysisResult:
+    """Read, segment, measure and write the results of one study (see the module docstring).
+
+    Raises
+    ------
+    InputError
+        The study cannot be read.
+    OutputError
+        An output exists and ``options.overwrite`` is False (checked before any work).
+    ValueError
+        The segmentation gives no LV at ED (nothing can be measured).
+    """
+    from opencmr.io.nifti import frame_file_names, write_segmentation
+    from opencmr.io.read import read_study
+    from opencmr.measure.output import write_measurements_csv, write_measurements_json
+    from opencmr.measure.plots import plot_volume_curve
+    from opencmr.segment.inference import segment_study
+    from opencmr.segment.model import load_segmenter
+
+    options = options or AnalysisOptions()
+    source, out = Path(path), Path(out_dir)
+    fixed = [out / MEASUREMENTS_JSON, out / MEASUREMENTS_CSV, out / VOLUME_CURVE, out / SEGMENTATION]
+    for target in fixed:
+        check_writable(target, options.overwrite)
+    model = load_segmenter(options.model)
+    study = read_study(source, series=options.series, study=options.study, progress=progress)
+    for target in frame_file_names(out / SEGMENTATION, study.frame_numbers or ()).values():
+        check_writable(target, options.overwrite)
+    labels = segment_study(study, model, tta=options.tta, progress=_stage(progress, "segmenting frames"))
+    meta = study.metadata
+    measurements = measure_function(labels, subject_of(study, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, list[Path]] = {"segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)}
+    case = _case_name(source)
+    files["measurements_json"] = [write_measurements_json(measurements, out / MEASUREMENTS_JSON, case=case, overwrite=options.overwrite)]
+    files["measurements_csv"] = [write_measurements_csv(measurements, out / MEASUREMENTS_CSV, case=case, overwrite=options.overwrite)]
+    if len(measurements.curve.frame_numbers) >= 3:
+        times = study.frame_times_ms
+        files["volume_curve"] = [
+            plot_volume_curve(
+                measurements.curve, measurements.phases, out / VOLUME_CURVE, frame_times_ms=times, overwrite=options.overwrite
+            )
+        ]
+    return AnalysisResult(study=dataclasses.replace(study, labels=labels), measurements=measurements, files=files)
+
+
+def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(name, done, total)

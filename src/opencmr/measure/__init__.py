@@ -1,0 +1,1 @@
+"""Cardiac function from a segmentation: volumes, EF, mass, ED/ES, wall thickness, reference ranges."""
