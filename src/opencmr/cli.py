@@ -419,11 +419,25 @@ def _bsa_formula(name: str) -> Any:
         raise InputError("--bsa", f"unknown formula {name!r}; choose mosteller or dubois") from None
 
 
+def _sex(value: str | None) -> str | None:
+    """``--sex`` as M, F or None (unknown), with a one-line error for anything else."""
+    from opencmr.errors import InputError
+    from opencmr.measure.reference import parse_sex
+
+    try:
+        parsed = parse_sex(value)
+    except ValueError as exc:
+        raise InputError("--sex", str(exc)) from None
+    return None if parsed is None else parsed.value
+
+
 def _print_measurements(measurements: Any) -> None:
     values = measurements.values
+    status = {flag.index: flag.status.value for flag in measurements.flags}
+    style = {"low": "[bold yellow]low[/]", "high": "[bold yellow]high[/]", "normal": "normal", "unknown": "?"}
     table = Table(title=f"Cardiac function (ED frame {measurements.phases.ed_frame}, ES frame "
                   f"{measurements.phases.es_frame}, 0-based; rule: {measurements.phases.rule.value})")
-    for column in ("index", "value", "indexed to BSA"):
+    for column in ("index", "value", "indexed to BSA", "reference range"):
         table.add_column(column)
     rows = [("LV EDV", "lv_edv_ml", "mL"), ("LV ESV", "lv_esv_ml", "mL"), ("LV SV", "lv_sv_ml", "mL"),
             ("LV EF", "lv_ef_percent", "%"), ("LV mass", "lv_mass_g", "g"), ("RV EDV", "rv_edv_ml", "mL"),
@@ -431,9 +445,13 @@ def _print_measurements(measurements: Any) -> None:
             ("cardiac output", "lv_co_l_min", "L/min")]
     for name, key, unit in rows:
         value, indexed = values.get(key), values.get(f"{key}_m2")
+        marks = [style[status[k]] for k in (key, f"{key}_m2") if k in status]
         table.add_row(name, "-" if value is None else f"{value:.1f} {unit}",
-                      "" if indexed is None else f"{indexed:.1f} {unit}/m²")
+                      "" if indexed is None else f"{indexed:.1f} {unit}/m²", " / ".join(marks))
     console.print(table)
+    for flag in measurements.flags:
+        if flag.status.value in ("low", "high"):
+            console.print(f"[bold yellow]{flag.status.value}:[/] {flag.text}", highlight=False)
     for note in measurements.to_dict()["notes"]:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
 
@@ -504,7 +522,7 @@ def measure(
         for name in ("measurements.json", "measurements.csv"):
             check_writable(out / name, overwrite)
     labels = _read_segmentations(segmentation)
-    subject = Subject(height_cm=height, weight_kg=weight, sex=sex, heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa))
+    subject = Subject(height_cm=height, weight_kg=weight, sex=_sex(sex), heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa))
     try:
         measurements = measure_function(labels, subject, ed_frame=ed, es_frame=es)
     except ValueError as exc:
@@ -544,7 +562,7 @@ def analyze(
     from opencmr.errors import InputError
 
     options = AnalysisOptions(
-        height_cm=height, weight_kg=weight, sex=sex, heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa),
+        height_cm=height, weight_kg=weight, sex=_sex(sex), heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa),
         series=series, study=dicom_study, model=model, tta=tta, overwrite=overwrite,
     )
     with _file_progress(str(study)) as progress:
@@ -675,6 +693,129 @@ def evaluate(
     console.print(format_summary(summarize(rows)), highlight=False)
     if csv_path is not None:
         console.print(f"wrote {write_csv(rows, csv_path, overwrite=overwrite)}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def agreement(
+    automatic_csv: Annotated[
+        Path,
+        typer.Argument(
+            metavar="AUTO.csv",
+            help="Indices of the automatic analysis: one row per case, a case id column (named case, patient or id, "
+            "else the first column) and one numeric column per index (lv_edv_ml, lv_ef_percent, ...).",
+            show_default=False,
+        ),
+    ],
+    manual_csv: Annotated[
+        Path,
+        typer.Argument(metavar="MANUAL.csv", help="Reference (manual) indices, same layout.", show_default=False),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for agreement.csv and, per index, bland_altman_<index>.png and scatter_<index>.png. "
+            "Default: print only.",
+        ),
+    ] = None,
+    index: Annotated[
+        list[str] | None,
+        typer.Option("--index", help="Index (column) to compare; repeatable. Default: every index in both files."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+) -> None:
+    """Agreement of clinical indices between automatic and manual analysis, over the cases in both files.
+
+    Per index: Bland-Altman bias (automatic - manual) and 95 % limits of agreement with their confidence
+    intervals, Pearson and Spearman correlation, ICC(A,1) and ICC(C,1) (two-way, single measure) and the
+    mean absolute error. Cases are matched by id; a case with a missing value is left out of that index.
+    """
+    from opencmr.errors import InputError, OutputError
+    from opencmr.evaluate.agreement import (
+        agreement_table,
+        drop_missing_pairs,
+        index_file_stem,
+        pair_tables,
+        plot_bland_altman,
+        plot_scatter,
+        read_index_table,
+        unit_of,
+        write_agreement_csv,
+    )
+    from opencmr.io._atomic import check_writable
+
+    paired = pair_tables(
+        read_index_table(automatic_csv, indices=index),
+        read_index_table(manual_csv, indices=index),
+        sources=(str(automatic_csv), str(manual_csv)),
+    )
+    try:
+        rows = agreement_table(paired.automatic, paired.manual, indices=index)
+    except ValueError as exc:
+        raise InputError(f"{automatic_csv} vs {manual_csv}", str(exc)) from None
+    plots: dict[str, tuple[Path, Path]] = {}
+    if out is not None:  # every output is checked before any is written
+        if out.exists() and not out.is_dir():
+            raise OutputError(out, "is a file, not a folder")
+        for row in rows:
+            stem = index_file_stem(row.index)
+            plots[row.index] = (out / f"bland_altman_{stem}.png", out / f"scatter_{stem}.png")
+        targets = [out / "agreement.csv", *(path for pair in plots.values() for path in pair)]
+        if len(set(targets)) < len(targets):
+            raise OutputError(out, "two index names give the same plot file name; choose indices with --index")
+        for target in targets:
+            check_writable(target, overwrite)
+
+    def num(value: float, unit: str = "") -> str:
+        return f"{_fmt(float(value))} {unit}".strip()
+
+    def coefficient(value: float, ci: tuple[float, float] | None, p: float | None = None) -> str:
+        if value != value:  # NaN
+            return "undefined"
+        text = f"{value:.3f}"
+        if ci is not None:
+            text += f" (95% CI {ci[0]:.3f} to {ci[1]:.3f}"
+            text += ")" if p is None else f", p = {p:.2g})"
+        return text
+
+    for row in rows:
+        unit, ba = unit_of(row.index), row.bland_altman
+        table = Table(title=row.index, show_header=False, title_justify="left")
+        table.add_column("statistic", style="bold")
+        table.add_column("value")
+        skipped = f" ({row.n_skipped} with a missing value left out)" if row.n_skipped else ""
+        table.add_row("n (pairs)", f"{row.n}{skipped}")
+        table.add_row("mean automatic, manual", f"{num(row.mean_automatic)}, {num(row.mean_manual, unit)}")
+        table.add_row(
+            "bias (automatic - manual)",
+            f"{num(ba.bias, unit)} (95% CI {num(ba.bias_ci[0])} to {num(ba.bias_ci[1])})",
+        )
+        table.add_row("limits of agreement", f"{num(ba.lower)} to {num(ba.upper, unit)} (bias ± 1.96 SD, SD {num(ba.sd)})")
+        table.add_row("Pearson r", coefficient(row.pearson.r, row.pearson.ci, row.pearson.p_value))
+        table.add_row("Spearman rho", coefficient(row.spearman.r, None))
+        table.add_row("ICC(A,1) absolute agreement", coefficient(row.icc_agreement.value, row.icc_agreement.ci))
+        table.add_row("ICC(C,1) consistency", coefficient(row.icc_consistency.value, row.icc_consistency.ci))
+        table.add_row("mean absolute error", num(row.mae, unit))
+        console.print(table)
+        for note in row.notes:
+            console.print(f"[yellow]note:[/] {row.index}: {note}", highlight=False)
+    for ids, source in ((paired.only_automatic, automatic_csv), (paired.only_manual, manual_csv)):
+        if ids:
+            console.print(f"[yellow]note:[/] {len(ids)} case(s) only in {source}: {_fmt_list(list(ids))}", highlight=False)
+    if index is None:
+        for names, source in ((paired.indices_only_automatic, automatic_csv), (paired.indices_only_manual, manual_csv)):
+            if names:
+                console.print(f"[yellow]note:[/] not compared, only in {source}: {', '.join(names)}", highlight=False)
+    if out is not None:
+        console.print(f"wrote {write_agreement_csv(rows, out / 'agreement.csv', overwrite=overwrite)}", highlight=False)
+        for row in rows:
+            x, y, _ = drop_missing_pairs(paired.automatic[row.index], paired.manual[row.index])
+            bland_altman_png, scatter_png = plots[row.index]
+            plot_bland_altman(x, y, bland_altman_png, row.index, unit_of(row.index), overwrite=overwrite)
+            plot_scatter(x, y, scatter_png, row.index, unit_of(row.index), overwrite=overwrite)
+        console.print(f"wrote {2 * len(rows)} plots (bland_altman_*.png, scatter_*.png) to {out}", highlight=False)
 
 
 def main() -> None:

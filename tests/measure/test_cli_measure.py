@@ -48,6 +48,10 @@ def test_analyze_writes_the_documented_outputs(analyzed: Path, acdc_folder: Path
     assert doc["lv_edv_ml"] == pytest.approx(edv, rel=0.10)
     assert abs(doc["lv_ef_percent"] - 100 * (edv - esv) / edv) < 5.0
     assert doc["lv_co_l_min"] == pytest.approx(doc["lv_sv_ml"] * 72 / 1000, rel=1e-3)
+    # the phantom has no sex in Info.cfg: ranges that depend on sex are only flagged when both sexes agree
+    flags = {flag["index"]: flag for flag in doc["flags"]}
+    assert doc["sex"] is None and flags["lv_ef_percent"]["sex"] is None
+    assert flags["lv_ef_percent"]["status"] == "low" and flags["lv_ef_percent"]["text"].endswith("low for either sex")
     header = (analyzed / "measurements.csv").read_text().splitlines()[0].split(",")
     assert header[0] == "case" and "lv_ef_percent" in header and "ed_es_rule" in header
 
@@ -80,7 +84,12 @@ def test_measure_per_frame_files_agree_with_analyze(analyzed: Path, tmp_path: Pa
         assert ours[key] == pytest.approx(theirs[key])
     assert ours["bsa_m2"] == pytest.approx(np.sqrt(175 * 70 / 3600), abs=1e-3)
     framed = runner.invoke(app, ["measure", f"0={files[0]}", f"2={files[1]}", "--ed", "0", "--es", "2"])
-    assert framed.exit_code == 0 and "rule: metadata" in framed.output
+    assert framed.exit_code == 0 and "rule: metadata" in " ".join(framed.output.split())
+    women = runner.invoke(app, ["measure", *files, "--sex", "female"])
+    text = " ".join(women.output.split())
+    assert women.exit_code == 0 and "low: LVEF" in text and "for women): low" in text and "for men" not in text
+    bad = runner.invoke(app, ["measure", *files, "--sex", "X"])
+    assert bad.exit_code == 1 and "--sex: unknown sex 'X'" in bad.output
 
 
 def _write_labels(path: Path, data: np.ndarray, zooms: tuple[float, float, float]) -> Path:

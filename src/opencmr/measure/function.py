@@ -32,6 +32,7 @@ from typing import Any
 from opencmr.io.study import LabelMap
 from opencmr.measure.body import BsaFormula, body_surface_area
 from opencmr.measure.phases import Phases, detect_ed_es
+from opencmr.measure.reference import Flag, flag_values
 from opencmr.measure.volumes import VolumeCurve, VolumeMethod, volume_curve
 
 __all__ = ["MYOCARDIAL_DENSITY_G_ML", "SCHEMA", "Subject", "Measurements", "measure_function", "INDEXED"]
@@ -76,6 +77,8 @@ class Measurements:
     curve: VolumeCurve
     subject: Subject
     notes: tuple[str, ...] = ()
+    flags: tuple[Flag, ...] = ()
+    """Values compared with adult reference ranges (:mod:`opencmr.measure.reference`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -101,6 +104,7 @@ class Measurements:
             "volume_method": self.curve.method.value,
             "myocardial_density_g_ml": MYOCARDIAL_DENSITY_G_ML,
             **self.extra,
+            "flags": [flag.to_dict() for flag in self.flags],
             "volume_curve": self.curve.to_dict(),
             "notes": [*self.phases.notes, *self.notes],
         }
@@ -150,8 +154,8 @@ def measure_function(
     Raises
     ------
     ValueError
-        The LV blood pool is empty at ED, fewer than two frames, or an
-        implausible height or weight.
+        The LV blood pool is empty at ED, fewer than two frames, an
+        implausible height or weight, or a sex other than M/F/unknown.
     """
     subject = subject or Subject()
     curve = volume_curve(labels, volume_method)
@@ -180,4 +184,7 @@ def measure_function(
     for key in INDEXED:
         value = values.get(key)
         values[f"{key}_m2"] = None if bsa is None or value is None else value / bsa
-    return Measurements(values=values, phases=phases, curve=curve, subject=subject, notes=tuple(notes))
+    flags = tuple(flag_values(values, subject.sex))
+    if any(flag.status.value == "unknown" for flag in flags):
+        notes.append("sex unknown: values normal for one sex but not the other are marked 'unknown' (give the sex)")
+    return Measurements(values=values, phases=phases, curve=curve, subject=subject, notes=tuple(notes), flags=flags)

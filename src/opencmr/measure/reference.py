@@ -46,9 +46,9 @@ Unknown sex
 ``None``, ``""``, ``"O"``, ``"U"``, ``"other"`` and ``"unknown"`` mean that sex
 is not known. A range that is the same for both sexes is applied as usual.
 Otherwise the flag is ``unknown`` and its text gives both ranges, unless the
-value lies outside both ranges on the same side: then it is ``low`` or
-``high`` "for either sex". A value inside both ranges is also ``unknown``
-(the range depends on sex; nothing is guessed). The flag's ``lower`` and
+value has the same status for both sexes: inside both ranges it is
+``normal``, outside both on the same side ``low`` or ``high``, "for either
+sex" (nothing is guessed: the answer does not depend on sex). The flag's ``lower`` and
 ``upper`` are then the envelope of the two ranges (lowest lower, highest upper).
 
 References
@@ -77,7 +77,7 @@ Examples
 --------
 >>> [flag.text for flag in flag_values({"lv_ef_percent": 24.0}, "female")]
 ['LVEF 24.0 % (normal 51–71 % for women): low']
->>> flag_values({"lv_ef_percent": 55.0, "lv_sv_ml": 80.0}, None)[0].status.value
+>>> flag_values({"lv_ef_percent": 50.0, "lv_sv_ml": 80.0}, None)[0].status.value  # low for women only
 'unknown'
 """
 
@@ -462,7 +462,7 @@ def _flag_unknown_sex(index: str, by_sex: Mapping[str, ReferenceRange], value: f
     upper = None if men.upper is None or women.upper is None else max(men.upper, women.upper)
     both = f"{men.describe()} for men, {women.describe()} for women"
     statuses = {men.status(value), women.status(value)}
-    if statuses in ({FlagStatus.LOW}, {FlagStatus.HIGH}):
+    if statuses in ({FlagStatus.LOW}, {FlagStatus.HIGH}, {FlagStatus.NORMAL}):
         (status,) = statuses
         text = f"{head} (normal {both}): {status} for either sex"
     else:
