@@ -211,10 +211,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             series_table.add_column(column)
         for s in summary["series"]:
             grid = "-" if s.get("n_positions") is None else f"{s['n_positions']} x {s.get('n_phases')}"
-            numbers = [n for n in s.get("member_numbers") or [] if n is not None]
             series_table.add_row(
                 "[bold green]read[/]" if s.get("chosen") else "",
-                f"{min(numbers)}-{max(numbers)}" if numbers else _fmt(s.get("series_number")),
+                str(s.get("selector") or _fmt(s.get("series_number"))),
                 str(s.get("description") or ""),
                 str(s.get("n_images")),
                 grid,
@@ -772,7 +771,7 @@ def agreement(
         return f"{_fmt(float(value))} {unit}".strip()
 
     def coefficient(value: float, ci: tuple[float, float] | None, p: float | None = None) -> str:
-        if value != value:  # NaN
+        if value != value:  # noqa: PLR0124 - NaN (no numpy import in the CLI module)
             return "undefined"
         text = f"{value:.3f}"
         if ci is not None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 from typer.testing import CliRunner
 
@@ -362,3 +363,104 @@ def test_every_layout_gives_the_same_volumes(tmp_path: Path) -> None:
     assert reference[:, 2].min() > 20.0  # the LV was found
     for layout, found in volumes.items():
         np.testing.assert_allclose(found, reference, atol=0.1, err_msg=layout)
+
+
+# --------------------------------------------------------------------------- layouts that must not be read silently
+
+
+def _one_slice_study(study: CineStudy, s: int) -> CineStudy:
+    """Slice ``s`` of ``study`` as a one-slice study with the right position."""
+    affine = study.geometry.affine.copy()
+    affine[:3, 3] = affine[:3, 3] + s * affine[:3, 2]
+    geometry = type(study.geometry)(affine, (1, *study.geometry.shape[1:]), study.geometry.slice_thickness_mm)
+    return dataclasses.replace(study, image=study.image[:, s : s + 1], geometry=geometry)
+
+
+def test_transposed_slice_is_not_assembled(tmp_path: Path) -> None:
+    square = _at_least_32(make_study(pitch=10.0))
+    square = dataclasses.replace(
+        square,
+        image=square.image[..., :56, :56],
+        geometry=type(square.geometry)(square.geometry.affine, (square.n_slices, 56, 56), 8.0),
+    )
+    for s in range(square.n_slices):
+        one = _one_slice_study(square, s)
+        if s == 1:  # the same plane, rows and columns swapped: the normal flips, the position stays
+            swap = np.eye(4)[[1, 0, 2, 3]]
+            one = dataclasses.replace(
+                one,
+                image=np.swapaxes(one.image, 2, 3),
+                geometry=type(one.geometry)(one.geometry.affine @ swap, one.geometry.shape),
+            )
+        write_dicom_cine(
+            one, tmp_path / f"s{s}", study_uid=STUDY_UID, series_number=20 + s, frame_of_reference_uid="1.2.3.7"
+        )
+    with pytest.raises(InputError, match="no short-axis cine series found"):
+        read_dicom(tmp_path)
+
+
+def test_axial_stack_alone_needs_to_be_named(tmp_path: Path, study: CineStudy) -> None:
+    axial = dataclasses.replace(
+        study,
+        geometry=type(study.geometry)(np.diag([-1.5, -1.5, 6.0, 1.0]), study.geometry.shape, slice_thickness_mm=6.0),
+    )
+    write_dicom_cine(axial, tmp_path, study_uid=STUDY_UID, series_number=2)
+    with pytest.raises(InputError, match="only stacks in patient-axis planes.*axial cine stack.*--series 2"):
+        read_dicom(tmp_path)
+    _same(read_dicom(tmp_path, series="2"), axial)
+
+
+def test_two_parallel_single_slice_cines_are_not_a_stack(tmp_path: Path, study: CineStudy) -> None:
+    for s in (0, 1):
+        write_dicom_cine(
+            _one_slice_study(study, s),
+            tmp_path / f"s{s}",
+            study_uid=STUDY_UID,
+            series_number=30 + s,
+            frame_of_reference_uid="1.2.3.7",
+        )
+    with pytest.raises(InputError, match="no short-axis cine series found"):
+        read_dicom(tmp_path)
+    assert not any(s.assembled for s in scan_dicom_folder(tmp_path))
+
+
+def test_repeated_slice_is_named_and_a_listed_set_is_assembled(tmp_path: Path, study: CineStudy) -> None:
+    paths = write_dicom_cine_per_slice(study, tmp_path / "a", study_uid=STUDY_UID, first_series_number=20)
+    again = _one_slice_study(study, 2)
+    write_dicom_cine(
+        again,
+        tmp_path / "b",
+        study_uid=STUDY_UID,
+        series_number=30,
+        frame_of_reference_uid=pydicom.dcmread(paths[0]).FrameOfReferenceUID,
+    )
+    with pytest.raises(InputError, match=r"slice position .* mm is in several series \(22, 30\)"):
+        read_dicom(tmp_path)
+    _same(read_dicom(tmp_path, series="20,21,30,23"), study)
+    with pytest.raises(InputError, match="cannot be read as one stack.*several series"):
+        read_dicom(tmp_path, series="20-23,30")
+
+
+def test_assembled_stack_without_series_numbers_is_chosen_by_uids(tmp_path: Path, study: CineStudy) -> None:
+    paths = write_dicom_cine_per_slice(study, tmp_path, study_uid=STUDY_UID)
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        del ds.SeriesNumber
+        ds.save_as(path)
+    summary = next(s for s in scan_dicom_folder(tmp_path) if s.assembled)
+    assert summary.selector == ",".join(summary.members)
+    _same(read_dicom(tmp_path, series=summary.selector), study)
+
+
+def test_philips_scale_slope_in_the_private_per_frame_sequence(tmp_path: Path, study: CineStudy) -> None:
+    path = write_dicom_enhanced_cine(dataclasses.replace(study, image=study.image * 4), tmp_path, study_uid=STUDY_UID)
+    ds = pydicom.dcmread(path)
+    ds.PixelData = (ds.pixel_array // 2).astype(ds.pixel_array.dtype).tobytes()  # stored at half scale, SS 0.5
+    for item in ds.PerFrameFunctionalGroupsSequence:
+        private = Dataset()
+        private.private_block(0x2005, "Philips MR Imaging DD 001", create=True).add_new(0x0E, "FL", 0.5)
+        item.private_block(0x2005, "Philips MR Imaging DD 005", create=True).add_new(0x0F, "SQ", [private])
+    ds.save_as(path)
+    read = read_dicom(path)
+    same_order = np.allclose(read.geometry.affine, study.geometry.affine, atol=1e-3)
+    np.testing.assert_allclose(read.image, (study.image * 4) if same_order else (study.image * 4)[:, ::-1], atol=1e-3)

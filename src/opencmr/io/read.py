@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,7 +59,9 @@ def read_study(
             if series is not None or study is not None:
                 raise InputError(p, "--series and --study apply to DICOM input only")
             return read_nifti(p, labels=labels)
-        if not (_looks_like_dicom(p) or zipfile.is_zipfile(p)):
+        from opencmr.io.dicom.sources import is_zip_archive
+
+        if not (_looks_like_dicom(p) or is_zip_archive(p)):
             raise InputError(
                 p, "unrecognised file type (expected .nii, .nii.gz, an ACDC patient folder, a DICOM folder or zip, "
                 "or a multi-frame DICOM file)"

@@ -167,6 +167,19 @@ def _philips_scale(ds: Dataset | None) -> float | None:
     return value if np.isfinite(value) and value > 0 else None
 
 
+def _philips_private_frame_scale(groups: Dataset | None) -> float | None:
+    """MR Scale Slope inside a frame's private Philips sequence (2005,140F), where enhanced exports keep it."""
+    if groups is None:
+        return None
+    for element in groups:
+        if element.tag.group == 0x2005 and element.VR == "SQ" and (element.tag.element & 0xFF) == 0x0F:
+            for item in element.value:
+                found = _philips_scale(item)
+                if found is not None:
+                    return found
+    return None
+
+
 def _rr_interval(ds: Dataset | None) -> float | None:
     interval = number(ds, "NominalInterval")
     if interval is not None and interval > 0:
@@ -237,7 +250,12 @@ def _enhanced(source: Source, ds: Dataset) -> list[DicomImage]:
                 rescale_intercept=(
                     number(transform, "RescaleIntercept") if transform is not None else number(ds, "RescaleIntercept")
                 ),
-                vendor_scale=_philips_scale(transform) or _philips_scale(groups) or _philips_scale(ds),
+                vendor_scale=(
+                    _philips_scale(transform)
+                    or _philips_scale(groups)
+                    or _philips_private_frame_scale(groups)
+                    or _philips_scale(ds)
+                ),
             )
         )
     return images

@@ -33,7 +33,7 @@ from pydicom.dataset import Dataset
 from opencmr.errors import InputError, describe_exception
 from opencmr.io.dicom.headers import DicomImage, declares_image, images_from_dataset, integer, number, text
 from opencmr.io.dicom.sources import list_sources
-from opencmr.io.dicom.stacks import SeriesSummary, Stack, analyse_images, directions
+from opencmr.io.dicom.stacks import SeriesSummary, Stack, analyse_images, assemble_stack, directions, series_tokens
 from opencmr.io.study import CineStudy, Geometry, StudyMetadata
 
 __all__ = ["ProgressCallback", "read_dicom", "read_dicom_folder", "scan_dicom_folder"]
@@ -118,37 +118,51 @@ def _select(
 ) -> Stack:
     """The stack to read: the one ``series`` names, else the best short-axis candidate."""
     if series is not None:
-        wanted = str(series).strip()
-        readable = candidates + singles
-        hits = [stack for stack in readable if stack.summary.matches(wanted)]
-        if len(hits) > 1:
-            uids = ", ".join(stack.summary.series_uid for stack in hits)
-            raise InputError(path, f"several series are numbered {wanted!r}; choose one by UID with --series: {uids}")
-        if hits:
-            return hits[0]
-        named = [s for s in summaries if s.matches(wanted)]
-        if named:
-            raise InputError(path, f"{named[0].label()} is not a cine: {named[0].reason}")
-        raise InputError(path, f"no series with number or UID {wanted!r}; found: {_listing(summaries)}")
+        return _named(path, summaries, candidates, singles, str(series).strip())
     if not candidates:
         raise InputError(path, f"no short-axis cine series found: {_listing(summaries)}")
-    if len(candidates) > 1 and candidates[0].rank <= candidates[1].rank:
-        tied = [c for c in candidates if c.rank == candidates[0].rank]
-        choices = "; ".join(
-            f"{c.summary.label()} ({c.summary.n_positions} positions x {c.summary.n_phases} phases, "
-            f"--series {_series_argument(c.summary)})"
-            for c in tied
+    best = candidates[0]
+    if len(candidates) > 1 and best.rank <= candidates[1].rank:
+        tied = [c for c in candidates if c.rank == best.rank]
+        raise InputError(path, f"several short-axis cine candidates: {_choices(tied)}; choose one with --series")
+    if not best.rank[0]:
+        raise InputError(
+            path,
+            f"no double-oblique (short-axis) cine stack found, only stacks in patient-axis planes: "
+            f"{_choices(candidates)}; if one of them is the short-axis cine, choose it with --series",
         )
-        raise InputError(path, f"several short-axis cine candidates: {choices}; choose one with --series")
-    return candidates[0]
+    return best
 
 
-def _series_argument(summary: SeriesSummary) -> str:
-    """What to pass to ``--series`` to choose this stack."""
-    if summary.assembled:
-        numbers = [n for n in summary.member_numbers if n is not None]
-        return f"{min(numbers)}-{max(numbers)}" if numbers else summary.series_uid
-    return summary.series_uid if summary.series_number is None else str(summary.series_number)
+def _choices(stacks: Sequence[Stack]) -> str:
+    return "; ".join(
+        f"{c.summary.label()}, {c.summary.kind} ({c.summary.n_positions} positions x {c.summary.n_phases} phases, "
+        f"--series {c.summary.selector})"
+        for c in stacks
+    )
+
+
+def _named(
+    path: Path, summaries: list[SeriesSummary], candidates: list[Stack], singles: list[Stack], wanted: str
+) -> Stack:
+    """The stack ``--series`` names; a list of one-slice series is assembled as given."""
+    hits = [stack for stack in candidates + singles if stack.summary.matches(wanted)]
+    if len(hits) > 1:
+        uids = ", ".join(stack.summary.series_uid for stack in hits)
+        raise InputError(path, f"several series are numbered {wanted!r}; choose one by UID with --series: {uids}")
+    if hits:
+        return hits[0]
+    tokens = series_tokens(wanted)
+    listed = [s for s in singles if {s.summary.series_uid, str(s.summary.series_number)} & tokens]
+    if len(tokens) > 1 and len(listed) == len(tokens):
+        stack = assemble_stack(listed)
+        if not stack.grid:
+            raise InputError(path, f"series {wanted} cannot be read as one stack: {stack.summary.reason}")
+        return stack
+    named = [s for s in summaries if s.matches(wanted)]
+    if named:
+        raise InputError(path, f"{named[0].label()} is not a cine: {named[0].reason}")
+    raise InputError(path, f"no series with number or UID {wanted!r}; found: {_listing(summaries)}")
 
 
 # --------------------------------------------------------------------------- pixels
@@ -263,11 +277,12 @@ def _frame_times(stack: Stack) -> tuple[float, ...] | None:
 
 
 def _heart_rate(ds: Dataset, stack: Stack) -> float | None:
-    rate = number(ds, "HeartRate")
-    if rate is not None and rate > 0:
-        return rate
+    """From the mean RR interval of the slices (the frame times are scaled to it), else HeartRate."""
     rr = [r for r in _slice_rr(stack) if r]
-    return 60000.0 / float(np.mean(rr)) if rr else None
+    if rr:
+        return 60000.0 / float(np.mean(rr))
+    rate = number(ds, "HeartRate")
+    return rate if rate is not None and rate > 0 else None
 
 
 def _pitch(stack: Stack) -> float | None:
@@ -483,6 +498,8 @@ def read_dicom(
             path, "is a single DICOM image; give the folder (or zip archive) that holds the whole cine series"
         )
     stack = _select(scan.path, summaries, candidates, singles, series)
+    if stack.summary not in summaries:  # a stack assembled from the series the user listed
+        summaries = [s for s in summaries if s.series_uid not in stack.summary.members] + [stack.summary]
     summaries = _mark_chosen(summaries, stack)
     image = _read_pixels(stack, progress)
     first = stack.grid[0][0]

@@ -14,11 +14,12 @@ References
 
 from __future__ import annotations
 
-import io
+import functools
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -55,14 +56,14 @@ class Source:
     def __str__(self) -> str:
         return f"{self.path}:{self.member}" if self.member else str(self.path)
 
-    def _open(self) -> io.BytesIO | Path:
+    def _open(self) -> IO[bytes] | Path:
         if self.member is None:
             return self.path
-        with zipfile.ZipFile(self.path) as archive:
-            info = archive.getinfo(self.member)
-            if info.file_size > _MAX_MEMBER_BYTES:
-                raise InputError(self, f"archive member of {info.file_size} bytes is too large")
-            return io.BytesIO(archive.read(info))
+        archive = _archive(self.path, self.path.stat().st_mtime_ns)
+        info = archive.getinfo(self.member)
+        if info.file_size > _MAX_MEMBER_BYTES:
+            raise InputError(self, f"archive member of {info.file_size} bytes is too large")
+        return archive.open(info)  # a seekable stream: headers are read without unpacking the pixel data
 
     def read_header(self) -> Dataset | None:
         """The header without pixel data; None when this is not a DICOM file.
@@ -96,8 +97,23 @@ class Source:
 
 
 def is_zip_archive(path: Path) -> bool:
-    """Whether ``path`` is a zip file (by content, not by extension)."""
-    return path.is_file() and zipfile.is_zipfile(path)
+    """Whether ``path`` is a zip file: it starts with a local-file header and is not a DICOM file.
+
+    (:func:`zipfile.is_zipfile` looks for an end record anywhere in the last
+    64 KiB, which the pixel data of a DICOM file can contain by chance.)
+    """
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(132)
+    except OSError:
+        return False
+    return head[:4] == b"PK\x03\x04" and head[128:132] != b"DICM" and zipfile.is_zipfile(path)
+
+
+@functools.lru_cache(maxsize=4)
+def _archive(path: Path, mtime_ns: int) -> zipfile.ZipFile:
+    """An open archive, kept for the files read after it (its directory is parsed once, not once per member)."""
+    return zipfile.ZipFile(path)
 
 
 def list_sources(path: Path) -> Iterator[Source]:

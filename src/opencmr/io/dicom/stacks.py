@@ -39,9 +39,17 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from opencmr.io.dicom.headers import DicomImage
+from opencmr.io.dicom.headers import DicomImage, text
 
-__all__ = ["AXIS_TOL_DEG", "PERPENDICULAR_DEG", "SeriesSummary", "Stack", "analyse_images"]
+__all__ = [
+    "AXIS_TOL_DEG",
+    "PERPENDICULAR_DEG",
+    "SeriesSummary",
+    "Stack",
+    "analyse_images",
+    "assemble_stack",
+    "series_tokens",
+]
 
 _POSITION_TOL_MM = 0.05
 """Images whose positions along the normal differ by less than this share a slice position."""
@@ -116,34 +124,58 @@ class SeriesSummary:
     chosen: bool = False
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-friendly dictionary."""
+        """JSON-friendly dictionary (with ``selector``, the ``--series`` text that chooses it)."""
         out = asdict(self)
         for key in ("orientation", "members", "member_numbers"):
             out[key] = None if out[key] is None else list(out[key])
+        out["selector"] = self.selector
         return out
 
     @property
     def assembled(self) -> bool:
         return bool(self.members)
 
+    @property
+    def selector(self) -> str:
+        """What ``--series`` takes to choose this: a number or UID; ``FIRST-LAST`` or a comma list for an assembled stack."""
+        if not self.assembled:
+            return self.series_uid if self.series_number is None else str(self.series_number)
+        numbers = self.member_numbers
+        if any(n is None for n in numbers) or len(set(numbers)) < len(numbers):
+            return ",".join(self.members)
+        ordered = sorted(int(n) for n in numbers)  # type: ignore[arg-type]
+        if ordered == list(range(ordered[0], ordered[-1] + 1)):
+            return f"{ordered[0]}-{ordered[-1]}"
+        return ",".join(map(str, ordered))
+
     def label(self) -> str:
         """One-line description: number(s), description, image count."""
         if self.assembled:
-            numbers = [n for n in self.member_numbers if n is not None]
-            span = f"{min(numbers)}-{max(numbers)}" if numbers else "?"
-            return f"series {span} '{self.description}' ({len(self.members)} series of one slice each, {self.n_images} images)"
+            return (
+                f"series {self.selector} '{self.description}' "
+                f"({len(self.members)} series of one slice each, {self.n_images} images)"
+            )
         number = "?" if self.series_number is None else str(self.series_number)
         return f"series {number} '{self.description}' ({self.n_images} images)"
 
     def matches(self, wanted: str) -> bool:
-        """Whether ``--series`` text (a number, a UID, or for an assembled stack ``FIRST-LAST``) names this."""
-        if self.assembled:
-            numbers = [n for n in self.member_numbers if n is not None]
-            return bool(numbers) and wanted in (
-                f"{min(numbers)}-{max(numbers)}",
-                ",".join(map(str, self.member_numbers)),
-            )
-        return wanted in (self.series_uid, str(self.series_number))
+        """Whether ``--series`` text names this: a number or UID, or for an assembled stack its series as a set."""
+        if not self.assembled:
+            return wanted.strip() in (self.series_uid, str(self.series_number))
+        tokens = series_tokens(wanted)
+        return tokens in ({str(n) for n in self.member_numbers}, set(self.members))
+
+
+def series_tokens(wanted: str) -> set[str]:
+    """``"10-12"`` -> {"10", "11", "12"}; ``"10,14"`` or UIDs separated by commas -> the set of them."""
+    tokens: set[str] = set()
+    for part in (p.strip() for p in wanted.split(",")):
+        bounds = part.split("-")
+        if len(bounds) == 2 and all(b.strip().isdigit() for b in bounds):
+            tokens.update(str(n) for n in range(int(bounds[0]), int(bounds[1]) + 1))
+        elif part:
+            tokens.add(part)
+    return tokens
 
 
 @dataclass(frozen=True, eq=False)
@@ -356,13 +388,34 @@ def _analyse_series(images: list[DicomImage]) -> tuple[SeriesSummary, Stack | No
     return summary, Stack(grid=grid, normal=normal, locations_mm=locations, summary=summary)
 
 
+_MIN_ASSEMBLED = 3
+"""Fewest one-slice series that make a stack (two parallel long-axis cines are not a short-axis stack)."""
+
+
 def _assembly_key(stack: Stack) -> tuple:
     first = stack.grid[0][0]
-    return (first.study_uid, first.rows, first.cols, tuple(np.round(first.pixel_spacing or (), 4)))
+    frame_of_reference = text(first.dataset, "FrameOfReferenceUID")
+    return (first.study_uid, frame_of_reference, first.rows, first.cols, tuple(np.round(first.pixel_spacing or (), 4)))
+
+
+def _same_axes(a: Stack, b: Stack) -> bool:
+    """Same in-plane row and column directions (not merely parallel planes: a transposed slice is not the same)."""
+    return bool(np.abs(np.subtract(a.grid[0][0].orientation, b.grid[0][0].orientation)).max() <= _ORIENTATION_TOL)
+
+
+def _repeated_positions(members: list[Stack], along: np.ndarray) -> str | None:
+    """Which series share a slice position (a slice acquired again), or None."""
+    for group in _cluster(along, _POSITION_TOL_MM):
+        if len(group) > 1:
+            numbers = ", ".join(str(members[i].summary.series_number) for i in group)
+            return (
+                f"slice position {along[group[0]]:.1f} mm is in several series ({numbers}): choose them with --series"
+            )
+    return None
 
 
 def _assemble(singles: list[Stack]) -> list[Stack]:
-    """Stacks assembled from single-position cine series with parallel normals and matching images."""
+    """Stacks assembled from single-position cine series with the same in-plane axes and matching images."""
     pools: dict[tuple, list[Stack]] = {}
     for stack in singles:
         pools.setdefault(_assembly_key(stack), []).append(stack)
@@ -370,33 +423,37 @@ def _assemble(singles: list[Stack]) -> list[Stack]:
     for pool in pools.values():
         while pool:
             seed = pool[0]
-            parallel = [s for s in pool if _angle_deg(s.normal, seed.normal) < 1.0]
+            parallel = [s for s in pool if _same_axes(s, seed)]
             pool = [s for s in pool if s not in parallel]
-            if len(parallel) < 2:
-                continue
-            normal = seed.normal
-            along = np.array([np.asarray(s.grid[0][0].position) @ normal for s in parallel])
-            if len(_cluster(along, _POSITION_TOL_MM)) < len(parallel):
-                continue  # repeated acquisitions of one position: not a stack
-            members = [parallel[i] for i in np.argsort(along)]
-            images = [image for s in members for image in s.images]
-            result = _grid([list(s.grid[0]) for s in members], normal)
-            n_pos, n_ph = len(members), len(members[0].grid[0])
-            extra = {
-                "n_positions": n_pos,
-                "n_phases": n_ph,
-                "members": tuple(s.summary.series_uid for s in members),
-                "member_numbers": tuple(s.summary.series_number for s in members),
-            }
-            if isinstance(result, str):
-                summary = _summary(images, False, f"one series per slice, but {result}", "other", **extra)
-                assembled.append(Stack(grid=(), normal=normal, locations_mm=along, summary=summary))
-                continue
-            grid, locations = result
-            reason = f"cine stack assembled from {n_pos} series of one slice each ({n_pos} positions x {n_ph} phases)"
-            summary = _summary(images, True, reason, "cine stack", **extra)
-            assembled.append(Stack(grid=grid, normal=normal, locations_mm=locations, summary=summary))
+            if len(parallel) >= _MIN_ASSEMBLED:
+                assembled.append(assemble_stack(parallel))
     return assembled
+
+
+def assemble_stack(series: list[Stack]) -> Stack:
+    """One stack from one-slice cine series (in any order); a stack without grid, and the reason, when they do not fit."""
+    normal = series[0].normal
+    along = np.array([np.asarray(s.grid[0][0].position) @ normal for s in series])
+    members = [series[i] for i in np.argsort(along, kind="stable")]
+    along = np.sort(along)
+    images = [image for s in members for image in s.images]
+    n_pos, n_ph = len(members), len(members[0].grid[0])
+    extra = {
+        "n_positions": n_pos,
+        "n_phases": n_ph,
+        "members": tuple(s.summary.series_uid for s in members),
+        "member_numbers": tuple(s.summary.series_number for s in members),
+    }
+    problem = None if all(_same_axes(s, members[0]) for s in members) else "the series have different in-plane axes"
+    problem = problem or _repeated_positions(members, along)
+    result = problem or _grid([list(s.grid[0]) for s in members], normal)
+    if isinstance(result, str):
+        summary = _summary(images, False, f"one series per slice, but {result}", "other", **extra)
+        return Stack(grid=(), normal=normal, locations_mm=along, summary=summary)
+    grid, locations = result
+    reason = f"cine stack assembled from {n_pos} series of one slice each ({n_pos} positions x {n_ph} phases)"
+    summary = _summary(images, True, reason, "cine stack", **extra)
+    return Stack(grid=grid, normal=normal, locations_mm=locations, summary=summary)
 
 
 def _axis_name(normal: np.ndarray) -> str | None:
