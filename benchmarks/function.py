@@ -73,17 +73,28 @@ def main() -> None:
         side.add_row(name, *(f"{auto[name][k]:.1f} / {manual[name][k]:.1f}" for k in INDICES))
     console.print(side)
 
-    rows = agreement_table({k: [auto[p][k] for p in patients] for k in INDICES},
-                           {k: [manual[p][k] for p in patients] for k in INDICES})
+    rows = agreement_table(
+        {k: [auto[p][k] for p in patients] for k in INDICES}, {k: [manual[p][k] for p in patients] for k in INDICES}
+    )
     table = Table(title="Agreement, auto - manual (Bland-Altman 95% limits, Pearson r, ICC(A,1), MAE)")
     for column in ("index", "n", "bias", "limits of agreement", "r", "ICC(A,1)", "MAE", "target"):
         table.add_column(column)
     for row in rows:
         ba = row.bland_altman
-        table.add_row(row.index, str(row.n), f"{ba.bias:+.2f}", f"{ba.lower:+.2f} .. {ba.upper:+.2f}",
-                      f"{row.pearson.r:.3f}", f"{row.icc_agreement.value:.3f}", f"{row.mae:.2f}", TARGETS.get(row.index, ""))
+        table.add_row(
+            row.index,
+            str(row.n),
+            f"{ba.bias:+.2f}",
+            f"{ba.lower:+.2f} .. {ba.upper:+.2f}",
+            f"{row.pearson.r:.3f}",
+            f"{row.icc_agreement.value:.3f}",
+            f"{row.mae:.2f}",
+            TARGETS.get(row.index, ""),
+        )
     console.print(table)
-    console.print(f"segmentation + measurement: {seconds / len(patients):.2f} s per patient (ED+ES, {args.threads} threads)")
+    console.print(
+        f"segmentation + measurement: {seconds / len(patients):.2f} s per patient (ED+ES, {args.threads} threads)"
+    )
     if args.csv:
         out = Path(args.csv)
         out.mkdir(parents=True, exist_ok=True)
@@ -93,8 +104,9 @@ def main() -> None:
                 writer.writerow(["case", *INDICES])
                 for name in patients:
                     writer.writerow([name, *(f"{values[name][k]:.4f}" for k in INDICES)])
-        console.print(f"wrote {out / 'auto.csv'} and {out / 'manual.csv'}: opencmr agreement {out / 'auto.csv'} {out / 'manual.csv'}")
-
+        console.print(
+            f"wrote {out / 'auto.csv'} and {out / 'manual.csv'}: opencmr agreement {out / 'auto.csv'} {out / 'manual.csv'}"
+        )
 
 
 if __name__ == "__main__":

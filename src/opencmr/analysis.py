@@ -11,7 +11,9 @@ without ``overwrite``), then reads, segments and measures, and writes into
 ``measurements.json``, ``measurements.csv``
     the indices (:mod:`opencmr.measure.function`), one document and one CSV row;
 ``volume_curve.png``
-    LV and RV volume over the cycle, for a cine (three frames or more).
+    LV and RV volume over the cycle, for a cine (three frames or more);
+``bullseye_wall_thickness.png``, ``bullseye_thickening.png``
+    end-diastolic wall thickness and systolic thickening per AHA segment.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ SEGMENTATION = "segmentation.nii.gz"
 MEASUREMENTS_JSON = "measurements.json"
 MEASUREMENTS_CSV = "measurements.csv"
 VOLUME_CURVE = "volume_curve.png"
+BULLSEYE_THICKNESS = "bullseye_wall_thickness.png"
+BULLSEYE_THICKENING = "bullseye_thickening.png"
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,9 @@ def _case_name(path: Path) -> str:
 
 
 def analyze_study(
-    path: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: AnalysisOptions | None = None,
+    path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: AnalysisOptions | None = None,
     progress: Progress | None = None,
 ) -> AnalysisResult:
     """Read, segment, measure and write the results of one study (see the module docstring).
@@ -111,7 +117,17 @@ def analyze_study(
 
     options = options or AnalysisOptions()
     source, out = Path(path), Path(out_dir)
-    fixed = [out / MEASUREMENTS_JSON, out / MEASUREMENTS_CSV, out / VOLUME_CURVE, out / SEGMENTATION]
+    fixed = [
+        out / name
+        for name in (
+            MEASUREMENTS_JSON,
+            MEASUREMENTS_CSV,
+            VOLUME_CURVE,
+            SEGMENTATION,
+            BULLSEYE_THICKNESS,
+            BULLSEYE_THICKENING,
+        )
+    ]
     for target in fixed:
         check_writable(target, options.overwrite)
     model = load_segmenter(options.model)
@@ -122,18 +138,55 @@ def analyze_study(
     meta = study.metadata
     measurements = measure_function(labels, subject_of(study, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame)
     out.mkdir(parents=True, exist_ok=True)
-    files: dict[str, list[Path]] = {"segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)}
+    files: dict[str, list[Path]] = {
+        "segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)
+    }
     case = _case_name(source)
-    files["measurements_json"] = [write_measurements_json(measurements, out / MEASUREMENTS_JSON, case=case, overwrite=options.overwrite)]
-    files["measurements_csv"] = [write_measurements_csv(measurements, out / MEASUREMENTS_CSV, case=case, overwrite=options.overwrite)]
+    files["measurements_json"] = [
+        write_measurements_json(measurements, out / MEASUREMENTS_JSON, case=case, overwrite=options.overwrite)
+    ]
+    files["measurements_csv"] = [
+        write_measurements_csv(measurements, out / MEASUREMENTS_CSV, case=case, overwrite=options.overwrite)
+    ]
     if len(measurements.curve.frame_numbers) >= 3:
         times = study.frame_times_ms
         files["volume_curve"] = [
             plot_volume_curve(
-                measurements.curve, measurements.phases, out / VOLUME_CURVE, frame_times_ms=times, overwrite=options.overwrite
+                measurements.curve,
+                measurements.phases,
+                out / VOLUME_CURVE,
+                frame_times_ms=times,
+                overwrite=options.overwrite,
             )
         ]
+    if measurements.thickening is not None:
+        files["bullseye"] = _bullseyes(measurements, out, options.overwrite)
     return AnalysisResult(study=dataclasses.replace(study, labels=labels), measurements=measurements, files=files)
+
+
+def _bullseyes(measurements: Measurements, out: Path, overwrite: bool) -> list[Path]:
+    from opencmr.measure.bullseye import plot_bullseye
+
+    thickening = measurements.thickening
+    assert thickening is not None
+    return [
+        plot_bullseye(
+            thickening.ed.mean_mm,
+            out / BULLSEYE_THICKNESS,
+            "End-diastolic wall thickness",
+            "mm",
+            vmin=0.0,
+            overwrite=overwrite,
+        ),
+        plot_bullseye(
+            thickening.percent,
+            out / BULLSEYE_THICKENING,
+            "Systolic wall thickening",
+            "%",
+            cmap="RdYlGn",
+            overwrite=overwrite,
+        ),
+    ]
 
 
 def _stage(progress: Progress | None, name: str) -> Callable[[int, int], None] | None:

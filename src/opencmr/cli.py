@@ -441,7 +441,7 @@ def _print_measurements(measurements: Any) -> None:
     rows = [("LV EDV", "lv_edv_ml", "mL"), ("LV ESV", "lv_esv_ml", "mL"), ("LV SV", "lv_sv_ml", "mL"),
             ("LV EF", "lv_ef_percent", "%"), ("LV mass", "lv_mass_g", "g"), ("RV EDV", "rv_edv_ml", "mL"),
             ("RV ESV", "rv_esv_ml", "mL"), ("RV SV", "rv_sv_ml", "mL"), ("RV EF", "rv_ef_percent", "%"),
-            ("cardiac output", "lv_co_l_min", "L/min")]
+            ("cardiac output", "lv_co_l_min", "L/min"), ("max wall thickness", "max_wall_thickness_mm", "mm")]
     for name, key, unit in rows:
         value, indexed = values.get(key), values.get(f"{key}_m2")
         marks = [style[status[k]] for k in (key, f"{key}_m2") if k in status]
@@ -554,7 +554,7 @@ def analyze(
     """Read a study, segment it with the bundled model, measure function, and write the results.
 
     OUTDIR gets segmentation.nii.gz (per-frame files for an ACDC folder), measurements.json,
-    measurements.csv and, for a cine, volume_curve.png. Height, weight, sex, heart rate and ED/ES come
+    measurements.csv, bull's-eye plots of wall thickness and thickening and, for a cine, volume_curve.png. Height, weight, sex, heart rate and ED/ES come
     from the study (ACDC Info.cfg, DICOM) unless given.
     """
     from opencmr.analysis import AnalysisOptions, analyze_study

@@ -35,12 +35,29 @@ def analyzed(acdc_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 def test_analyze_writes_the_documented_outputs(analyzed: Path, acdc_folder: Path) -> None:
     names = sorted(p.name for p in analyzed.iterdir())
-    assert names == ["measurements.csv", "measurements.json", "segmentation_frame01.nii.gz", "segmentation_frame03.nii.gz"]
+    assert names == [
+        "bullseye_thickening.png",
+        "bullseye_wall_thickness.png",
+        "measurements.csv",
+        "measurements.json",
+        "segmentation_frame01.nii.gz",
+        "segmentation_frame03.nii.gz",
+    ]
+    assert (analyzed / "bullseye_wall_thickness.png").read_bytes()[:4] == b"\x89PNG"
     doc = json.loads((analyzed / "measurements.json").read_text())
     truth = json.loads((acdc_folder / "truth.json").read_text())["truth"]
     assert doc["schema"] == "opencmr.measurements/1" and doc["case"] == "phantom"
     assert (doc["ed_frame"], doc["es_frame"], doc["ed_es_rule"]) == (truth["ed_frame"], truth["es_frame"], "metadata")
-    for key in ("lv_edv_ml", "lv_esv_ml", "lv_ef_percent", "lv_mass_g", "lv_edv_ml_m2", "rv_ef_percent", "lv_co_l_min"):
+    for key in (
+        "lv_edv_ml",
+        "lv_esv_ml",
+        "lv_ef_percent",
+        "lv_mass_g",
+        "lv_edv_ml_m2",
+        "rv_ef_percent",
+        "lv_co_l_min",
+        "max_wall_thickness_mm",
+    ):
         assert isinstance(doc[key], float), key
     # the bundled model on the phantom: close to the analytic truth (the model is not perfect: 10 %, 5 points)
     ed, es = truth["ed_frame"], truth["es_frame"]
@@ -71,6 +88,8 @@ def test_analyze_a_cine_draws_the_volume_curve(tmp_path: Path) -> None:
     assert nib.load(tmp_path / "out" / "segmentation.nii.gz").shape[3] == 4
     doc = json.loads((tmp_path / "out" / "measurements.json").read_text())
     assert doc["ed_es_rule"] == "lv-volume-curve" and len(doc["volume_curve"]["lv_blood_pool_ml"]) == 4
+    segments = doc["wall_thickness"]["thickening"]["segments"]
+    assert sorted(segments, key=int) == [str(k) for k in range(1, 17)]
 
 
 def test_measure_per_frame_files_agree_with_analyze(analyzed: Path, tmp_path: Path) -> None:

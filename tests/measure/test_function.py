@@ -52,6 +52,10 @@ def test_phantom_indices_match_the_truth(group: str) -> None:
     assert m.values["lv_co_l_min"] == pytest.approx(m.values["lv_sv_ml"] * 60.0 / 1000.0)
     bsa = np.sqrt(meta.height_cm * meta.weight_kg / 3600.0)
     assert m.values["lv_edv_ml_m2"] == pytest.approx(m.values["lv_edv_ml"] / bsa)
+    # hypertrophy criterion (>= 15 mm) met by the HCM phantom only; thickening is positive in a normal heart
+    assert (m.values["max_wall_thickness_mm"] >= 15.0) == (group == "HCM")
+    if group == "NOR":
+        assert all(v > 0 for v in m.thickening.percent.values())
 
 
 # --------------------------------------------------------------------------- hand-computed cases

@@ -8,7 +8,7 @@ cardiac output = SV x heart rate; indexed values are divided by the
 body-surface area (:mod:`opencmr.measure.body`).
 
 The keys carry their units (``lv_edv_ml``, ``lv_ef_percent``, ``lv_mass_g``,
-``lv_edv_ml_m2``, ``lv_co_l_min``, ...) and are the column names of
+``lv_edv_ml_m2``, ``lv_co_l_min``, ``max_wall_thickness_mm``, ...) and are the column names of
 ``measurements.csv`` and the top-level keys of ``measurements.json``
 (:meth:`Measurements.to_dict`).
 
@@ -33,9 +33,10 @@ from opencmr.io.study import LabelMap
 from opencmr.measure.body import BsaFormula, body_surface_area
 from opencmr.measure.phases import Phases, detect_ed_es
 from opencmr.measure.reference import Flag, flag_values
+from opencmr.measure.thickness import SegmentThickening, segment_thickening
 from opencmr.measure.volumes import VolumeCurve, VolumeMethod, volume_curve
 
-__all__ = ["MYOCARDIAL_DENSITY_G_ML", "SCHEMA", "Subject", "Measurements", "measure_function", "INDEXED"]
+__all__ = ["INDEXED", "MYOCARDIAL_DENSITY_G_ML", "SCHEMA", "Measurements", "Subject", "measure_function"]
 
 MYOCARDIAL_DENSITY_G_ML = 1.05
 """Myocardial tissue density used for LV mass (clinical convention; 1.053 g/mL measured [2]_)."""
@@ -80,6 +81,8 @@ class Measurements:
     flags: tuple[Flag, ...] = ()
     """Values compared with adult reference ranges (:mod:`opencmr.measure.reference`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    thickening: SegmentThickening | None = None
+    """AHA segment wall thickness at ED and ES and systolic thickening (:mod:`opencmr.measure.thickness`)."""
 
     def row(self) -> dict[str, Any]:
         """One flat CSV row: the indices, ED/ES and the subject's data."""
@@ -184,7 +187,39 @@ def measure_function(
     for key in INDEXED:
         value = values.get(key)
         values[f"{key}_m2"] = None if bsa is None or value is None else value / bsa
+    thickening = _wall_thickness(labels, phases, notes)
+    extra: dict[str, Any] = {}
+    if thickening is not None:
+        maximum = thickening.ed.max_wall_thickness()
+        values["max_wall_thickness_mm"] = maximum.thickness_mm if math.isfinite(maximum.thickness_mm) else None
+        extra["wall_thickness"] = {
+            "max_ed": maximum.to_dict(),
+            "ed": thickening.ed.to_dict(),
+            "es": thickening.es.to_dict(),
+            "thickening": thickening.to_dict(),
+        }
     flags = tuple(flag_values(values, subject.sex))
     if any(flag.status.value == "unknown" for flag in flags):
         notes.append("sex unknown: values normal for one sex but not the other are marked 'unknown' (give the sex)")
-    return Measurements(values=values, phases=phases, curve=curve, subject=subject, notes=tuple(notes), flags=flags)
+    return Measurements(
+        values=values,
+        phases=phases,
+        curve=curve,
+        subject=subject,
+        notes=tuple(notes),
+        flags=flags,
+        extra=extra,
+        thickening=thickening,
+    )
+
+
+def _wall_thickness(labels: LabelMap, phases: Phases, notes: list[str]) -> SegmentThickening | None:
+    """AHA segment thickness at ED and ES and the thickening between them, or None (with a note) when it cannot be measured."""
+    spacing = labels.geometry.spacing
+    try:
+        return segment_thickening(
+            labels.frame(phases.ed_frame), labels.frame(phases.es_frame), spacing, affine=labels.geometry.affine
+        )
+    except ValueError as exc:
+        notes.append(f"wall thickness not measured: {exc}")
+        return None

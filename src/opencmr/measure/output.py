@@ -10,7 +10,7 @@ from pathlib import Path
 from opencmr.io._atomic import atomic_output
 from opencmr.measure.function import Measurements
 
-__all__ = ["write_measurements_json", "write_measurements_csv"]
+__all__ = ["write_measurements_csv", "write_measurements_json"]
 
 
 def write_measurements_json(

@@ -68,7 +68,9 @@ def detect_ed_es(curve: VolumeCurve, ed_frame: int | None = None, es_frame: int 
         if ed_frame in frames and es_frame in frames and ed_frame != es_frame:
             phases = Phases(int(ed_frame), int(es_frame), EdEsRule.METADATA)
             return _check(curve, phases)
-        notes.append(f"the input names ED {ed_frame} and ES {es_frame}, but the segmentation holds frames {list(frames)}")
+        notes.append(
+            f"the input names ED {ed_frame} and ES {es_frame}, but the segmentation holds frames {list(frames)}"
+        )
     if len(frames) < 2:
         raise ValueError(f"ED and ES need at least two segmented frames, got frames {list(frames)}")
     lv = np.asarray(curve.lv_ml)

@@ -33,7 +33,7 @@ import numpy as np
 from opencmr.io.study import LabelMap
 from opencmr.labels import Label
 
-__all__ = ["VolumeMethod", "VolumeCurve", "volume_curve", "slice_areas_mm2"]
+__all__ = ["VolumeCurve", "VolumeMethod", "slice_areas_mm2", "volume_curve"]
 
 
 class VolumeMethod(str, Enum):
