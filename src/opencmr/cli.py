@@ -7,6 +7,7 @@ COMMAND`` shows the traceback instead. Heavy imports happen inside commands.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -599,6 +600,11 @@ def train(
             "(a 2D --init model can start a 2.5D network).",
         ),
     ] = None,
+    patch_size: Annotated[
+        int | None,
+        typer.Option("--patch-size", min=16, help="Square training crop in pixels at the model spacing (multiple of 16). "
+                     "Default: 144, or --init's setting."),
+    ] = None,
 ) -> None:
     """Train the 2D U-Net (Dice + cross-entropy, heavy augmentation); resumable and seeded."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -626,8 +632,16 @@ def train(
         def on_step(done: int, total: int, loss: float, dice: float | None) -> None:
             bar.update(task, completed=done, visible=True, loss=f"{loss:.3f}", **({} if dice is None else {"dice": f"{dice:.3f}"}))
 
+        given = {k: v for k, v in (("context_slices", context_slices), ("patch_size", patch_size and (patch_size,) * 2))
+                 if v is not None}
+        if given and init is not None:
+            from opencmr.segment.model import load_model
+
+            seg_config = dataclasses.replace(load_model(init).config, **given)
+        else:
+            seg_config = SegmentationConfig(**given) if given else None
         selected = run_training(
-            data, out, None if context_slices is None else SegmentationConfig(context_slices=context_slices), config=config,
+            data, out, seg_config, config=config,
             resume=resume, init=init, name=name, progress=on_step, loading_progress=on_load,
         )
     console.print(f"model: {selected}", highlight=False)

@@ -247,8 +247,10 @@ def train(
     init : path, optional
         Model file whose weights start the run (fine-tuning, or a second
         schedule after a finished run); its configuration replaces ``seg_config``,
-        except ``context_slices`` when ``seg_config`` is given: a 2D model can
-        start a 2.5D one (:func:`~opencmr.segment.model.load_weights_widening_input`).
+        except ``context_slices`` and ``patch_size`` when ``seg_config`` is given:
+        a 2D model can start a 2.5D one
+        (:func:`~opencmr.segment.model.load_weights_widening_input`), and a
+        model can be fine-tuned on larger crops (more context around the heart).
     name : str, optional
         Model name recorded in the model file (default: the run folder's name).
     progress, loading_progress : callables, optional
@@ -270,8 +272,8 @@ def train(
     init_model = None
     if init is not None:
         init_model = load_model(init)
-        context = init_model.config.context_slices if seg_config is None else seg_config.context_slices
-        seg_config = dataclasses.replace(init_model.config, context_slices=context)
+        given = seg_config or init_model.config
+        seg_config = dataclasses.replace(init_model.config, context_slices=given.context_slices, patch_size=given.patch_size)
     seg_config = seg_config or SegmentationConfig()
     settings = _run_settings(seg_config, config, train_folders, val_folders, data_dir)
     if init is not None:
