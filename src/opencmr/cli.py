@@ -154,8 +154,15 @@ def info(
     from opencmr.io.describe import describe_study
     from opencmr.io.read import read_study
 
-    with _file_progress(str(study)) as progress:
-        loaded = read_study(study, labels=_parse_labels(labels), series=series, progress=progress, study=dicom_study)
+    from opencmr.errors import InputError
+
+    try:
+        with _file_progress(str(study)) as progress:
+            loaded = read_study(study, labels=_parse_labels(labels), series=series, progress=progress, study=dicom_study)
+    except InputError:
+        if not as_json:
+            _print_dicom_series(study, series, dicom_study)  # what was found, when no stack could be chosen
+        raise
     summary = describe_study(loaded)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
@@ -206,11 +213,29 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     for note in summary["metadata"].get("notes") or []:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if summary.get("series"):
+    _print_series_table(summary.get("series") or [])
+
+
+def _print_dicom_series(study: Path, series: str | None, dicom_study: str | None) -> None:
+    """The series table of DICOM input that could not be read as a study (nothing when it is not DICOM)."""
+    from opencmr.errors import InputError
+    from opencmr.io.dicom import scan_dicom_folder
+
+    if study.is_file() and study.suffix.lower() in (".nii", ".gz"):
+        return
+    try:
+        found = scan_dicom_folder(study, series=series, study=dicom_study)
+    except (InputError, OSError):
+        return
+    _print_series_table([s.to_dict() for s in found])
+
+
+def _print_series_table(found: list[dict[str, Any]]) -> None:
+    if found:
         series_table = Table(title="DICOM series found")
         for column in ("", "number", "description", "images", "positions x phases", "kind"):
             series_table.add_column(column)
-        for s in summary["series"]:
+        for s in found:
             grid = "-" if s.get("n_positions") is None else f"{s['n_positions']} x {s.get('n_phases')}"
             series_table.add_row(
                 "[bold green]read[/]" if s.get("chosen") else "",
@@ -221,7 +246,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
                 str(s.get("kind") or ""),
             )
         console.print(series_table)
-        for s in summary["series"]:
+        for s in found:
             if s.get("chosen"):
                 console.print(f"[bold green]read:[/] {s.get('reason')}", highlight=False)
 
