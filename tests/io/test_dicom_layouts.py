@@ -463,3 +463,12 @@ def test_philips_scale_slope_in_the_private_per_frame_sequence(tmp_path: Path, s
     read = read_dicom(path)
     same_order = np.allclose(read.geometry.affine, study.geometry.affine, atol=1e-3)
     np.testing.assert_allclose(read.image, (study.image * 4) if same_order else (study.image * 4)[:, ::-1], atol=1e-3)
+
+
+def test_enhanced_file_with_a_wrong_frame_count_is_named(tmp_path: Path, study: CineStudy) -> None:
+    path = write_dicom_enhanced_cine(study, tmp_path, study_uid=STUDY_UID)
+    ds = pydicom.dcmread(path)
+    ds.NumberOfFrames = 10**6
+    ds.save_as(path)
+    with pytest.raises(InputError, match="NumberOfFrames is 1000000 but the file describes 20 frames"):
+        read_study(path)

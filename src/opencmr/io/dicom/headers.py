@@ -30,6 +30,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
+from opencmr.errors import InputError
 from opencmr.io.dicom.sources import Source
 
 __all__ = ["DicomImage", "declares_image", "images_from_dataset", "integer", "number", "numbers", "text"]
@@ -223,6 +224,11 @@ def _enhanced(source: Source, ds: Dataset) -> list[DicomImage]:
     n_frames = integer(ds, "NumberOfFrames") or 1
     shared = _item(ds, "SharedFunctionalGroupsSequence")
     per_frame = list(ds.PerFrameFunctionalGroupsSequence) if "PerFrameFunctionalGroupsSequence" in ds else []
+    if per_frame and len(per_frame) != n_frames:
+        raise InputError(
+            source,
+            f"NumberOfFrames is {n_frames} but the file describes {len(per_frame)} frames (corrupt multi-frame header)",
+        )
     common = _common(source, ds)
     images = []
     for k in range(n_frames):
