@@ -13,7 +13,10 @@ without ``overwrite``), then reads, segments and measures, and writes into
 ``volume_curve.png``
     LV and RV volume over the cycle, for a cine (three frames or more);
 ``bullseye_wall_thickness.png``, ``bullseye_thickening.png``
-    end-diastolic wall thickness and systolic thickening per AHA segment.
+    end-diastolic wall thickness and systolic thickening per AHA segment;
+``diagnosis.json``
+    the group (NOR, DCM, HCM, MINF, RV) with calibrated probabilities and the
+    explanation (:mod:`opencmr.diagnose.predict`), from the images only.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from opencmr.io._atomic import check_writable
 from opencmr.io.study import CineStudy
@@ -38,6 +42,7 @@ SEGMENTATION = "segmentation.nii.gz"
 MEASUREMENTS_JSON = "measurements.json"
 MEASUREMENTS_CSV = "measurements.csv"
 VOLUME_CURVE = "volume_curve.png"
+DIAGNOSIS_JSON = "diagnosis.json"
 BULLSEYE_THICKNESS = "bullseye_wall_thickness.png"
 BULLSEYE_THICKENING = "bullseye_thickening.png"
 
@@ -65,6 +70,8 @@ class AnalysisResult:
     study: CineStudy
     measurements: Measurements
     files: dict[str, list[Path]] = field(default_factory=dict)
+    diagnosis: Any = None
+    """The :class:`~opencmr.diagnose.predict.Diagnosis` (group None when refused)."""
 
 
 def subject_of(study: CineStudy, options: AnalysisOptions) -> Subject:
@@ -108,6 +115,7 @@ def analyze_study(
     ValueError
         The segmentation gives no LV at ED (nothing can be measured).
     """
+    from opencmr.diagnose.predict import diagnose, write_diagnosis_json
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_study
     from opencmr.measure.output import write_measurements_csv, write_measurements_json
@@ -161,7 +169,11 @@ def analyze_study(
         ]
     if measurements.thickening is not None:
         files["bullseye"] = _bullseyes(measurements, out, options.overwrite)
-    return AnalysisResult(study=dataclasses.replace(study, labels=labels), measurements=measurements, files=files)
+    diagnosis = diagnose(measurements, labels)
+    files["diagnosis"] = [write_diagnosis_json(diagnosis, out / DIAGNOSIS_JSON, overwrite=options.overwrite)]
+    return AnalysisResult(
+        study=dataclasses.replace(study, labels=labels), measurements=measurements, files=files, diagnosis=diagnosis
+    )
 
 
 def _bullseyes(measurements: Measurements, out: Path, overwrite: bool) -> list[Path]:

@@ -561,6 +561,67 @@ def measure(
         console.print(f"wrote {out / 'measurements.json'} and {out / 'measurements.csv'}", highlight=False)
 
 
+def _print_diagnosis(diagnosis: Any) -> None:
+    if diagnosis.group is None:
+        console.print(f"[yellow]no diagnosis:[/] {diagnosis.reason}", highlight=False)
+        return
+    ranked = sorted(diagnosis.probabilities.items(), key=lambda item: -item[1])
+    shown = ", ".join(f"{group} {p:.2f}" for group, p in ranked)
+    console.print(f"[bold]diagnosis: {diagnosis.group}[/] (probabilities {shown})", highlight=False)
+    for sentence in diagnosis.explanation:
+        console.print(f"  - {sentence}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def diagnose(
+    study: StudyArg,
+    height: HeightOpt = None,
+    weight: WeightOpt = None,
+    sex: SexOpt = None,
+    model: ModelOpt = None,
+    series: SeriesOpt = None,
+    dicom_study: StudyOpt = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write diagnosis.json here.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
+) -> None:
+    """Cardiomyopathy group (NOR, DCM, HCM, MINF, RV) with calibrated probabilities and an explanation.
+
+    Computed from the images (segmentation, then measurements and features); a group recorded in the
+    input (ACDC Info.cfg) is never read. Needs height and weight (from the study or --height/--weight).
+    """
+    from opencmr.analysis import AnalysisOptions, subject_of
+    from opencmr.diagnose.predict import diagnose as run_diagnosis
+    from opencmr.diagnose.predict import write_diagnosis_json
+    from opencmr.errors import InputError
+    from opencmr.io._atomic import check_writable
+    from opencmr.io.read import read_study
+    from opencmr.measure.function import measure_function
+    from opencmr.segment.inference import segment_study
+    from opencmr.segment.model import load_segmenter
+
+    if json_out is not None:
+        check_writable(json_out, overwrite)
+    segmenter = load_segmenter(model)
+    with _file_progress(str(study)) as progress:
+        loaded = read_study(study, series=series, progress=progress, study=dicom_study)
+        frames = [f for f in (loaded.metadata.ed_frame, loaded.metadata.es_frame) if f is not None]
+        labels = segment_study(loaded, segmenter, frames=frames if len(set(frames)) == 2 else None,
+                               progress=lambda done, total: progress("segmenting frames", done, total))
+    options = AnalysisOptions(height_cm=height, weight_kg=weight, sex=_sex(sex))
+    meta = loaded.metadata
+    try:
+        measured = measure_function(labels, subject_of(loaded, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame)
+    except ValueError as exc:
+        raise InputError(study, str(exc)) from None
+    result = run_diagnosis(measured, labels)
+    _print_diagnosis(result)
+    if json_out is not None:
+        write_diagnosis_json(result, json_out, overwrite=overwrite)
+    if result.group is None:
+        raise InputError(study, result.reason or "no diagnosis")
+
+
 @app.command()
 @_user_errors
 def analyze(
@@ -580,7 +641,8 @@ def analyze(
     """Read a study, segment it with the bundled model, measure function, and write the results.
 
     OUTDIR gets segmentation.nii.gz (per-frame files for an ACDC folder), measurements.json,
-    measurements.csv, bull's-eye plots of wall thickness and thickening and, for a cine, volume_curve.png. Height, weight, sex, heart rate and ED/ES come
+    measurements.csv, diagnosis.json, bull's-eye plots of wall thickness and thickening and, for a cine,
+    volume_curve.png. Height, weight, sex, heart rate and ED/ES come
     from the study (ACDC Info.cfg, DICOM) unless given.
     """
     from opencmr.analysis import AnalysisOptions, analyze_study
@@ -596,6 +658,7 @@ def analyze(
         except ValueError as exc:
             raise InputError(study, str(exc)) from None
     _print_measurements(result.measurements)
+    _print_diagnosis(result.diagnosis)
     written = [str(path) for paths in result.files.values() for path in paths]
     console.print(f"wrote {len(written)} files to {out}: {', '.join(Path(p).name for p in written)}", highlight=False)
 
@@ -670,6 +733,116 @@ def train(
             resume=resume, init=init, name=name, progress=on_step, loading_progress=on_load,
         )
     console.print(f"model: {selected}", highlight=False)
+
+
+@app.command("evaluate-diagnosis")
+@_user_errors
+def evaluate_diagnosis(
+    predictions: Annotated[
+        Path,
+        typer.Argument(
+            metavar="PREDICTIONS.csv",
+            help="One row per case: case id (column case), probabilities p_NOR, p_DCM, p_HCM, p_MINF, p_RV, "
+            "the predicted group (column group; default: the most probable) and, without --truth, the true group "
+            "(column truth).",
+            show_default=False,
+        ),
+    ],
+    truth: Annotated[
+        Path | None, typer.Option("--truth", help="CSV of the true groups: columns case and group.", show_default=False)
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", "-o",
+            help="Folder for classification_report.json, two_by_two.csv, roc.png, reliability.png and confusion.png. "
+            "Default: print only.",
+        ),
+    ] = None,
+    n_boot: Annotated[int, typer.Option("--n-boot", min=0, help="Bootstrap resamples of the AUC intervals.")] = 2000,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")] = False,
+) -> None:
+    """Diagnostic accuracy of a group classifier (NOR, DCM, HCM, MINF, RV) against the true groups.
+
+    Accuracy, and per group (one vs rest) sensitivity and specificity, with Wilson 95 % intervals.
+    AUC per group (one vs rest) with stratified bootstrap intervals (seed 0), and their macro average.
+    Multi-class Brier score, top-label ECE (10 bins) and the confusion matrix.
+    two_by_two.csv: TP, FP, FN, TN per group (study: the PREDICTIONS file name), for a meta-analysis.
+    """
+    from opencmr.errors import InputError, OutputError
+    from opencmr.evaluate.classification import (
+        evaluate_classification,
+        plot_confusion,
+        plot_reliability,
+        plot_roc,
+        read_diagnosis_table,
+        write_report_json,
+        write_two_by_two_csv,
+    )
+    from opencmr.io._atomic import check_writable
+
+    names = ("classification_report.json", "two_by_two.csv", "roc.png", "reliability.png", "confusion.png")
+    if out is not None:  # every output is checked before any is written
+        if out.exists() and not out.is_dir():
+            raise OutputError(out, "is a file, not a folder")
+        for name in names:
+            check_writable(out / name, overwrite)
+    table = read_diagnosis_table(predictions, truth)
+    try:
+        report = evaluate_classification(table.true, table.proba, table.classes, n_boot=n_boot, seed=0, pred=table.pred)
+    except ValueError as exc:
+        raise InputError(predictions, str(exc)) from None
+
+    def ci(value: float, interval: tuple[float, float], compact: bool = False) -> str:
+        if value != value:  # noqa: PLR0124 - NaN
+            return "undefined"
+        if interval[0] != interval[0]:
+            return f"{value:.3f}"
+        if compact:  # two lines in a narrow table cell
+            return f"{value:.3f}\n({interval[0]:.3f}–{interval[1]:.3f})"
+        return f"{value:.3f} ({interval[0]:.3f} to {interval[1]:.3f})"
+
+    level = f"{100 * report.level:g}%"
+    summary = Table(title=f"diagnosis: {report.n} cases", show_header=False, title_justify="left")
+    summary.add_column("statistic", style="bold")
+    summary.add_column("value")
+    acc = report.accuracy
+    summary.add_row("accuracy", f"{ci(acc.estimate, acc.ci)} {acc.successes}/{acc.n}, {level} CI Wilson")
+    summary.add_row("balanced accuracy", f"{report.balanced_accuracy:.3f}")
+    macro = report.auc_macro
+    bootstrap = f" {level} CI bootstrap" if macro.ci[0] == macro.ci[0] else ""  # not NaN
+    summary.add_row("macro AUC (one vs rest)", f"{ci(macro.value, macro.ci)}{bootstrap}")
+    summary.add_row("Brier score (0 best, 2 worst)", f"{report.brier:.3f}")
+    summary.add_row(f"ECE (top label, {report.n_bins} bins)", f"{report.ece:.3f}")
+    console.print(summary)
+    per_class = Table(title=f"per group, one vs rest ({level} CI)", title_justify="left")
+    for header in ("group", "cases", "sensitivity", "specificity", "AUC", "Brier"):
+        per_class.add_column(header, justify="left" if header == "group" else "right")
+    for m in report.per_class:
+        per_class.add_row(
+            m.name, str(m.sensitivity.n), ci(m.sensitivity.estimate, m.sensitivity.ci, compact=True),
+            ci(m.specificity.estimate, m.specificity.ci, compact=True), ci(m.auc.value, m.auc.ci, compact=True),
+            f"{m.brier:.3f}",
+        )  # fmt: skip
+    console.print(per_class)
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)", title_justify="left")
+    confusion.add_column("true \\ predicted", style="bold")
+    for name in report.classes:
+        confusion.add_column(name, justify="right")
+    for name, row in zip(report.classes, report.confusion.tolist(), strict=True):
+        confusion.add_row(name, *(str(count) for count in row))
+    console.print(confusion)
+    for note in (*table.notes, *report.notes):
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if out is not None:
+        written = [
+            write_report_json(report, out / names[0], overwrite=overwrite),
+            write_two_by_two_csv(report, out / names[1], predictions.stem, overwrite=overwrite),
+            plot_roc(report, out / names[2], overwrite=overwrite),
+            plot_reliability(report, out / names[3], overwrite=overwrite),
+            plot_confusion(report, out / names[4], overwrite=overwrite),
+        ]
+        console.print(f"wrote {len(written)} files to {out}: {', '.join(p.name for p in written)}", highlight=False)
 
 
 @app.command("export-onnx")

@@ -38,6 +38,7 @@ def test_analyze_writes_the_documented_outputs(analyzed: Path, acdc_folder: Path
     assert names == [
         "bullseye_thickening.png",
         "bullseye_wall_thickness.png",
+        "diagnosis.json",
         "measurements.csv",
         "measurements.json",
         "segmentation_frame01.nii.gz",

@@ -1,0 +1,1 @@
+"""Diagnosis: cardiomyopathy group from the cine study (features, classifier, explanations)."""
