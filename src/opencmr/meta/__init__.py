@@ -1,0 +1,1 @@
+"""Evidence synthesis: diagnostic-test-accuracy meta-analysis (univariate, bivariate) and pooling of continuous metrics."""
