@@ -35,6 +35,10 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
+from opencmr.cli_meta import meta_app  # noqa: E402  (sub-app; imports opencmr.cli only when a command runs)
+
+app.add_typer(meta_app, name="meta")
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
