@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 ACDC_TRAINING = Path(__file__).resolve().parents[2] / "shared" / "data" / "acdc" / "training"
+META_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "meta-reference"
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +18,14 @@ def acdc_training() -> Path:
     if not ACDC_TRAINING.is_dir() or not any(ACDC_TRAINING.glob("patient*")):
         pytest.skip(f"ACDC data not found at {ACDC_TRAINING} (see ../shared/data/README.md)")
     return ACDC_TRAINING
+
+
+@pytest.fixture(scope="session")
+def meta_reference() -> Path:
+    """The shared published meta-analysis datasets; the test is skipped when they are absent."""
+    if not (META_REFERENCE / "expected_outputs.json").is_file():
+        pytest.skip(f"meta-analysis reference data not found at {META_REFERENCE}")
+    return META_REFERENCE
 
 
 def oblique_affine(spacing_xyz: tuple[float, float, float] = (1.4, 1.4, 8.0)) -> np.ndarray:

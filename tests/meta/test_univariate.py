@@ -32,7 +32,7 @@ from opencmr.meta.univariate import (
     univariate_dta,
 )
 
-REFERENCE = Path("/work/shared/meta-reference")
+REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "meta-reference"
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason="shared meta-analysis reference data not present")
 
 
