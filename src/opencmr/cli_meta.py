@@ -247,6 +247,17 @@ def dta(
             f"FPR {f.estimate:.3f} ({f.ci_lower:.3f}-{f.ci_upper:.3f}), AUC {biv.auc:.3f}, pAUC {biv.pauc:.3f}",
             highlight=False,
         )
+    if analysis.summary_points is not None:
+        sp = analysis.summary_points
+        console.print(
+            f"bivariate summary (sampled): LR+ {sp.pos_lr.median:.3g}, LR- {sp.neg_lr.median:.3g}, DOR {sp.dor.median:.3g}",
+            highlight=False,
+        )
+    if analysis.phm is not None and analysis.phm.auc is not None:
+        console.print(
+            f"proportional hazards model: theta {analysis.phm.theta.estimate:.4g}, AUC {analysis.phm.auc.estimate:.3f}",
+            highlight=False,
+        )
     if biv is not None and biv.regression is not None:
         r = biv.regression
         console.print(

@@ -25,6 +25,8 @@ from opencmr.errors import InputError
 from opencmr.io._atomic import atomic_output, check_writable
 from opencmr.meta.bivariate import Reitsma, reitsma
 from opencmr.meta.data import ContinuityCorrection, DtaStudies
+from opencmr.meta.phm import phm
+from opencmr.meta.summary_points import summary_points
 from opencmr.meta.univariate import UnivariateDta, univariate_dta
 
 __all__ = ["OUTPUT_FILES", "DtaMetaAnalysis", "add_evaluation", "dta_meta_analysis", "write_dta_outputs"]
@@ -44,6 +46,10 @@ class DtaMetaAnalysis:
     bivariate: Reitsma | None
     highlighted: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    summary_points: Any = None
+    """LR+/LR-/DOR sampled from the bivariate summary point (:func:`opencmr.meta.summary_points.summary_points`)."""
+    phm: Any = None
+    """The proportional hazards model (:func:`opencmr.meta.phm.phm`, heterogeneous)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +58,8 @@ class DtaMetaAnalysis:
             "opencmr_studies": list(self.highlighted),
             "univariate": self.univariate.to_dict(),
             "bivariate": None if self.bivariate is None else self.bivariate.to_dict(),
+            "summary_points": None if self.summary_points is None else self.summary_points.to_dict(),
+            "phm": None if self.phm is None else self.phm.to_dict(),
             "notes": list(self.notes),
         }
 
@@ -66,17 +74,22 @@ def dta_meta_analysis(
     covariate: str | None = None,
     highlighted: tuple[str, ...] = (),
 ) -> DtaMetaAnalysis:
-    """Univariate pooling and the bivariate model (when there are at least 3 studies) of ``studies``."""
+    """Univariate pooling, the bivariate model, its sampled summary LRs/DOR and the proportional hazards
+    model (the last three when there are at least 3 studies) of ``studies``."""
     correction = correction or ContinuityCorrection()
     studies.require(2, "a meta-analysis")
     uni = univariate_dta(studies, correction, level, convention=convention)
     notes: list[str] = []
     bivariate = None
+    points = proportional = None
     if studies.k >= 3:
         bivariate = reitsma(studies, correction, method=method, level=level, covariate=covariate)
+        if covariate is None:
+            points = summary_points(bivariate, level=level)
+        proportional = phm(studies, correction, hetero=True, level=level)
     else:
         notes.append(f"the bivariate model needs at least 3 studies, got {studies.k}: univariate results only")
-    return DtaMetaAnalysis(studies, uni, bivariate, highlighted, tuple(notes))
+    return DtaMetaAnalysis(studies, uni, bivariate, highlighted, tuple(notes), points, proportional)
 
 
 def add_evaluation(
