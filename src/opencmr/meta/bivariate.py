@@ -92,11 +92,13 @@ from opencmr.meta.data import ContinuityCorrection, DtaStudies
 __all__ = [
     "BivariateConvergenceError",
     "BivariateFit",
+    "BivariateI2",
     "EstimationMethod",
     "HsrocParameters",
     "MetaRegression",
     "PooledProportion",
     "Reitsma",
+    "bivariate_i2",
     "fit_bivariate",
     "mada_auc",
     "reitsma",
@@ -880,3 +882,196 @@ def _fit(y, s, design, method) -> BivariateFit:
         return fit_bivariate(y, s, design, method)
     except ValueError as exc:  # shapes are ours; what remains is about the data
         raise InputError("studies", str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Heterogeneity: I² of the bivariate model (Zhou & Dendukuri 2014; Holling et al.), as mada's summary prints it
+
+
+@dataclass(frozen=True)
+class BivariateI2:
+    """I² statistics of a bivariate DTA meta-analysis, in percent; see :func:`bivariate_i2`.
+
+    Attributes
+    ----------
+    zhou_dendukuri : float
+        Bivariate I² of Zhou & Dendukuri (2014).
+    holling_unadjusted : tuple of float
+        Holling's I² ``tau2 / (tau2 + s2)`` of the log PHM parameter, with the
+        typical within-study variance ``s2`` of Higgins & Thompson, the harmonic
+        mean and the arithmetic mean of the within-study variances (mada's order).
+    holling_adjusted : tuple of float
+        The same with the sample-size-adjusted within-study variances ``n v_i``.
+    holling_tau2 : float
+        DerSimonian-Laird between-study variance of the log PHM parameter (floored at 0).
+    as_coded_in_mada : bool
+        Whether the Zhou-Dendukuri inputs are those of mada 0.5.12's code
+        rather than those of the paper (the Holling values are the same either way).
+    """
+
+    zhou_dendukuri: float
+    holling_unadjusted: tuple[float, float, float]
+    holling_adjusted: tuple[float, float, float]
+    holling_tau2: float
+    as_coded_in_mada: bool
+
+    @property
+    def holling_unadjusted_range(self) -> tuple[float, float]:
+        return min(self.holling_unadjusted), max(self.holling_unadjusted)
+
+    @property
+    def holling_adjusted_range(self) -> tuple[float, float]:
+        return min(self.holling_adjusted), max(self.holling_adjusted)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "unit": "percent",
+            "variant": "as coded in mada 0.5.12" if self.as_coded_in_mada else "published formulas",
+            "zhou_dendukuri": self.zhou_dendukuri,
+            "holling_unadjusted": list(self.holling_unadjusted),
+            "holling_adjusted": list(self.holling_adjusted),
+            "holling_unadjusted_range": list(self.holling_unadjusted_range),
+            "holling_adjusted_range": list(self.holling_adjusted_range),
+            "holling_tau2": self.holling_tau2,
+        }
+
+
+def _zhou_dendukuri(tau2: np.ndarray, det_psi: float, mu: np.ndarray, inv_n: np.ndarray) -> float:
+    """``sqrt|Psi| / (sqrt|Psi| + sqrt(s2_1 s2_2))`` with ``s2_j = (e^(mu_j + tau2_j/2) + e^(-mu_j + tau2_j/2) + 2) mean(1/n_j)``."""
+    within = (np.exp(mu + tau2 / 2) + np.exp(-mu + tau2 / 2) + 2.0) * inv_n.mean(axis=0)
+    between = math.sqrt(max(det_psi, 0.0))
+    return float(100.0 * between / (between + math.sqrt(float(np.prod(within)))))
+
+
+def _holling(corrected: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """I² of ``log theta_i``, ``theta_i = log(sens_i)/log(fpr_i)`` (the PHM ``sens = fpr^theta``), DL tau²."""
+    tp, fp, fn, tn = corrected.T
+    n1, n0 = tp + fn, fp + tn
+    sens, fpr = tp / n1, fp / n0
+    y = np.log(np.log(sens) / np.log(fpr))
+    # delta method: var log(-log p) = (1 - p) / (n p log(p)^2); "adjusted": per observation (times n)
+    unit1, unit0 = (1 - sens) / (sens * np.log(sens) ** 2), (1 - fpr) / (fpr * np.log(fpr) ** 2)
+    v, v_adjusted = unit1 / n1 + unit0 / n0, unit1 + unit0
+    k = len(y)
+    w = 1.0 / v
+    q = float(np.sum(w * (y - np.sum(w * y) / w.sum()) ** 2))
+    tau2 = max(0.0, (q - (k - 1)) / (w.sum() - np.sum(w**2) / w.sum()))
+
+    def i2(variances: np.ndarray) -> tuple[float, float, float]:
+        wv = 1.0 / variances
+        typical = (
+            (k - 1) * wv.sum() / (wv.sum() ** 2 - np.sum(wv**2)),  # Higgins & Thompson (2002)
+            k / wv.sum(),  # harmonic mean
+            variances.mean(),  # arithmetic mean
+        )
+        return tuple(float(100.0 * tau2 / (tau2 + s2)) for s2 in typical)
+
+    return i2(v), i2(v_adjusted), float(tau2)
+
+
+def bivariate_i2(result: Reitsma, studies: DtaStudies, *, as_coded_in_mada: bool = False) -> BivariateI2:
+    """I² of a bivariate DTA meta-analysis: Zhou & Dendukuri's and Holling et al.'s, as mada's ``summary.reitsma``.
+
+    Zhou & Dendukuri (2014) [1]_ take the between-study covariance ``Psi``
+    (variances ``tau2_1``, ``tau2_2`` of logit sensitivity and logit FPR,
+    correlation ``rho``) and the *expected* within-study variance of each
+    logit under the random-effects model,
+    ``s2_j = (exp(mu_j + tau2_j/2) + exp(-mu_j + tau2_j/2) + 2) * mean_i(1/n_ij)``
+    (``n_i1`` diseased, ``n_i0`` non-diseased; the sign of ``mu_j`` does not
+    matter, so FPR and specificity give the same), and define::
+
+        I2_ZD = sqrt(|Psi|) / (sqrt(|Psi|) + sqrt(s2_1 s2_2)),   |Psi| = tau2_1 tau2_2 (1 - rho^2)
+
+    It is 0 when ``Psi`` is singular (no heterogeneity, or ``|rho| = 1``).
+    As ``s2_j`` grows like ``exp(tau2_j/2)``, I2_ZD increases with ``tau2``
+    over the usual range of logit variances but falls again for very large
+    ones (beyond about 2 when ``mu = 0``).
+
+    Holling et al. [2]_ (as implemented in mada 0.5.12 [3]_) use the
+    proportional hazards model ``sens = fpr^theta`` [4]_: per study
+    ``y_i = log(log(sens_i) / log(fpr_i))`` with delta-method variance
+    ``v_i = (1-p)/(n_1 p log(p)^2) + (1-u)/(n_0 u log(u)^2)`` (``p``, ``u`` the
+    continuity-corrected sensitivity and FPR), the DerSimonian-Laird ``tau2``
+    of the ``y_i`` (floored at 0), and ``I2 = tau2 / (tau2 + s2)`` with three
+    "typical" within-study variances ``s2``: Higgins & Thompson's
+    ``(k-1) sum w / ((sum w)^2 - sum w^2)``, the harmonic mean ``k / sum w``
+    and the arithmetic mean of the ``v_i`` (``w = 1/v``). The *adjusted*
+    versions replace ``v_i`` by the per-observation variances (``v_i`` without
+    the ``1/n`` factors) in ``s2`` only, which removes the dependence on the
+    study sizes (``tau2`` is unchanged, so they are much smaller).
+
+    Parameters
+    ----------
+    result : Reitsma
+        A fit without a covariate.
+    studies : DtaStudies
+        The studies ``result`` was fitted to (same ids, same order).
+    as_coded_in_mada : bool
+        ``False`` (default): the Zhou-Dendukuri formula as published, with
+        ``tau2`` and ``rho`` from ``Psi`` and the numbers of diseased and
+        non-diseased. ``True``: mada 0.5.12's code, which puts the squared
+        *standard errors of the pooled logits* (``diag(vcov(mu))``) where the
+        paper has ``tau2_1``, ``tau2_2`` (rho is still the between-study
+        correlation) and uses the numbers of test positives ``TP + FP`` and
+        test negatives ``TN + FN`` for ``n_i1``, ``n_i0``; this reproduces the
+        printed values. The Holling values are computed the same way in both.
+
+    Returns
+    -------
+    BivariateI2
+
+    Raises
+    ------
+    ValueError
+        A meta-regression, or studies that are not those of ``result``.
+
+    References
+    ----------
+    .. [1] Y. Zhou and N. Dendukuri, "Statistics for quantifying heterogeneity
+       in univariate and bivariate meta-analyses of binary data: the case of
+       meta-analyses of diagnostic accuracy", Stat Med 33(16), 2014,
+       2701-2717, doi:10.1002/sim.6115.
+    .. [2] H. Holling, D. Böhning, E. Masoudi, W. Böhning and P. Sangnawakij,
+       "Evaluation of a new version of I² with emphasis on diagnostic
+       problems", Commun Stat Simul Comput 49(4), 2020, 942-972,
+       doi:10.1080/03610918.2018.1489553 (the formulas above are mada's code;
+       not checked against the paper's text).
+    .. [3] mada 0.5.12, ``summary.reitsma`` in R/reitsma.R.
+    .. [4] H. Holling, W. Böhning and D. Böhning, "Meta-analysis of diagnostic
+       studies based upon SROC-curves: a mixed model approach using the
+       Lehmann family", Stat Model 12(4), 2012, 347-375.
+
+    Examples
+    --------
+    >>> from opencmr.meta.data import DtaStudies
+    >>> studies = DtaStudies(("a", "b", "c", "d"), tp=[45, 30, 80, 22], fp=[10, 12, 30, 5],
+    ...                      fn=[5, 8, 12, 6], tn=[90, 70, 150, 60])
+    >>> i2 = bivariate_i2(reitsma(studies), studies)
+    >>> 0 <= i2.zhou_dendukuri <= 100
+    True
+    """
+    if result.regression is not None:
+        raise ValueError("I² is defined here for the bivariate model without covariates")
+    if tuple(studies.ids) != tuple(result.ids):
+        raise ValueError("studies are not those the bivariate model was fitted to")
+    counts = studies.counts()  # tp, fp, fn, tn
+    tp, fp, fn, tn = counts.T
+    mu = result.mu
+    if as_coded_in_mada:
+        tau2 = np.diag(result.vcov).copy()
+        # rho is NaN when a between-study SD is zero (mada's corRandom): I² is then NaN, as mada prints it
+        det_psi = float(tau2[0] * tau2[1] * (1.0 - result.rho**2))
+        inv_n = np.stack([1.0 / (tp + fp), 1.0 / (tn + fn)], axis=1)
+    else:
+        tau2 = np.array([result.tau2_sens, result.tau2_fpr])
+        det_psi = float(np.linalg.det(result.fit.psi))
+        inv_n = np.stack([1.0 / (tp + fn), 1.0 / (fp + tn)], axis=1)
+    zhou = _zhou_dendukuri(tau2, det_psi, mu, inv_n)
+    unadjusted, adjusted, holling_tau2 = _holling(result.correction.apply(counts))
+    return BivariateI2(
+        zhou_dendukuri=zhou,
+        holling_unadjusted=unadjusted,
+        holling_adjusted=adjusted,
+        holling_tau2=holling_tau2,
+        as_coded_in_mada=as_coded_in_mada,
+    )
