@@ -7,7 +7,9 @@ is several times cheaper than the full field of view for a 30-frame cine.
 Softmax probabilities are averaged over test-time flips, placed back in the
 full field of view, resampled linearly to the study's grid and turned into
 labels, so the output has exactly the input's shape and affine. Finally each
-frame is post-processed (:mod:`opencmr.segment.postprocess`).
+frame is post-processed (:mod:`opencmr.segment.postprocess`). On request,
+per-voxel uncertainty maps are computed in the same frame loop
+(:mod:`opencmr.qc.uncertainty`).
 
 References
 ----------
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, overload
 
 import numpy as np
 import torch
@@ -28,9 +30,12 @@ from opencmr.io.study import CineStudy, LabelMap
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.model import load_model
 from opencmr.segment.postprocess import largest_component, postprocess_labels
-from opencmr.segment.preprocess import pad_to_multiple, prepare_study, stack_context, to_source_grid
+from opencmr.segment.preprocess import pad_to_multiple, prepare_study, resample_slices, stack_context, to_source_grid
 
-__all__ = ["segment_study", "heart_box", "predict_probabilities", "FLIPS", "Segmenter"]
+if TYPE_CHECKING:
+    from opencmr.qc.uncertainty import UncertaintyMaps
+
+__all__ = ["FLIPS", "Segmenter", "heart_box", "predict_probabilities", "predict_with_disagreement", "segment_study"]
 
 #: Test-time flips: none, rows, columns, both.
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-2,), (-1,), (-2, -1))
@@ -64,20 +69,75 @@ def predict_probabilities(
     ``context`` > 0 each slice is given with its neighbours (:func:`stack_context`),
     so ``slices`` must be a whole stack in order.
     """
+    return _predict(slices, forward, divisor, flips, batch_size, context, disagreement=False)[0]
+
+
+def predict_with_disagreement(
+    slices: torch.Tensor,
+    forward: Forward,
+    divisor: int,
+    flips: Sequence[tuple[int, ...]] = FLIPS,
+    batch_size: int = 32,
+    context: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`predict_probabilities` and the disagreement ``(N, H, W)`` between the test-time views.
+
+    The disagreement of a pixel is the fraction of views (flips) whose argmax
+    differs from the consensus, the argmax of the averaged probabilities: 0
+    when every view agrees, 1 when none picks the consensus class; always 0
+    with a single view. This is the vote-count form of the test-time
+    augmentation uncertainty of Wang et al. (2019), who measure the spread of
+    the labels predicted under augmentation. Views are accumulated as vote
+    counts batch by batch, so no view's probabilities outlive its forward pass.
+
+    References
+    ----------
+    G. Wang, W. Li, M. Aertsen, J. Deprest, S. Ourselin, T. Vercauteren,
+    "Aleatoric uncertainty estimation with test-time augmentation for medical
+    image segmentation with convolutional neural networks", Neurocomputing
+    338, 2019, doi:10.1016/j.neucom.2019.01.103.
+    """
+    probs, disagreement = _predict(slices, forward, divisor, flips, batch_size, context, disagreement=True)
+    assert disagreement is not None
+    return probs, disagreement
+
+
+def _predict(
+    slices: torch.Tensor,
+    forward: Forward,
+    divisor: int,
+    flips: Sequence[tuple[int, ...]],
+    batch_size: int,
+    context: int,
+    disagreement: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Averaged probabilities, and (when asked) the fraction of views that disagree with their argmax."""
     inputs = stack_context(slices, context) if context else slices[:, None]
     padded, (top, bottom, left, right) = pad_to_multiple(inputs, divisor, (2 * divisor, 2 * divisor))
-    chunks = []
+    views = flips or ((),)
+    chunks, disagree_chunks = [], []
     for start in range(0, padded.shape[0], batch_size):
         x = padded[start : start + batch_size]
         total = None
-        for dims in flips or ((),):
+        votes = None
+        for dims in views:
             xi = torch.flip(x, dims) if dims else x
             p = torch.softmax(forward(xi), dim=1)
             p = torch.flip(p, dims) if dims else p
             total = p if total is None else total + p
-        chunks.append(total / max(len(flips), 1))
-    probs = torch.cat(chunks)
-    return probs[..., top : probs.shape[-2] - bottom, left : probs.shape[-1] - right]
+            if disagreement:
+                vote = torch.zeros_like(p, dtype=torch.int16).scatter_(1, p.argmax(1, keepdim=True), 1)
+                votes = vote if votes is None else votes + vote
+        mean = total / max(len(flips), 1)
+        chunks.append(mean)
+        if disagreement:
+            agree = votes.gather(1, mean.argmax(1, keepdim=True))[:, 0]
+            disagree_chunks.append(1.0 - agree.float() / len(views))
+    probs = torch.cat(chunks)[..., top : padded.shape[-2] - bottom, left : padded.shape[-1] - right]
+    if not disagreement:
+        return probs, None
+    spread = torch.cat(disagree_chunks)[..., top : padded.shape[-2] - bottom, left : padded.shape[-1] - right]
+    return probs, spread
 
 
 def heart_box(labels: np.ndarray, config: SegmentationConfig, shape: tuple[int, int]) -> tuple[slice, slice]:
@@ -106,6 +166,34 @@ def heart_box(labels: np.ndarray, config: SegmentationConfig, shape: tuple[int, 
     return out[0], out[1]
 
 
+@overload
+def segment_study(
+    study: CineStudy,
+    model: Segmenter | None = ...,
+    *,
+    frames: Sequence[int] | None = ...,
+    tta: bool = ...,
+    postprocess: bool = ...,
+    batch_size: int = ...,
+    progress: FrameProgress | None = ...,
+    return_uncertainty: Literal[False] = ...,
+) -> LabelMap: ...
+
+
+@overload
+def segment_study(
+    study: CineStudy,
+    model: Segmenter | None = ...,
+    *,
+    frames: Sequence[int] | None = ...,
+    tta: bool = ...,
+    postprocess: bool = ...,
+    batch_size: int = ...,
+    progress: FrameProgress | None = ...,
+    return_uncertainty: Literal[True],
+) -> tuple[LabelMap, UncertaintyMaps]: ...
+
+
 def segment_study(
     study: CineStudy,
     model: Segmenter | None = None,
@@ -115,7 +203,8 @@ def segment_study(
     postprocess: bool = True,
     batch_size: int = 32,
     progress: FrameProgress | None = None,
-) -> LabelMap:
+    return_uncertainty: bool = False,
+) -> LabelMap | tuple[LabelMap, UncertaintyMaps]:
     """Segment every slice of the chosen frames (default: all) of ``study``.
 
     Parameters
@@ -135,11 +224,19 @@ def segment_study(
         Slices per forward pass.
     progress : callable, optional
         ``progress(done, total)`` after each frame.
+    return_uncertainty : bool
+        Also return per-voxel uncertainty maps (predictive entropy and
+        disagreement between the test-time views,
+        :class:`~opencmr.qc.uncertainty.UncertaintyMaps`). The labels are the
+        same either way. Costs one more linear resampling per frame and two
+        float32 maps on the study's grid (8 bytes a voxel, eight times the labels).
 
     Returns
     -------
     LabelMap
         uint8 labels (0 background, 1 RV, 2 MYO, 3 LV) on the study's grid, one volume per frame.
+    UncertaintyMaps
+        Only with ``return_uncertainty``: the maps of the same frames on the same grid.
     """
     model = model or load_model()
     config = model.config
@@ -164,14 +261,40 @@ def segment_study(
     rows_cut, cols_cut = heart_box(probs.argmax(1).numpy(), config, (rows, cols))
 
     out = np.zeros((n_frames, *study.geometry.shape), np.uint8)
+    if return_uncertainty:
+        entropy = np.zeros((n_frames, *study.geometry.shape), np.float32)
+        disagreement = np.zeros((n_frames, *study.geometry.shape), np.float32)
     for f in range(n_frames):
         crop = image[f][:, rows_cut, cols_cut]
-        p_crop = predict_probabilities(crop, forward, config.divisor, flips, batch_size, config.context_slices)
+        if return_uncertainty:
+            p_crop, d_crop = predict_with_disagreement(crop, forward, config.divisor, flips, batch_size, config.context_slices)
+        else:
+            p_crop = predict_probabilities(crop, forward, config.divisor, flips, batch_size, config.context_slices)
         full = torch.zeros((n_slices, config.num_classes, rows, cols))
         full[:, 0] = 1.0
         full[:, :, rows_cut, cols_cut] = p_crop
         labels = to_source_grid(full.permute(1, 0, 2, 3), prepared.geometry, study.geometry)
         out[f] = postprocess_labels(labels) if postprocess else labels
+        if return_uncertainty:
+            # outside the crop the background is certain and the views agree: both maps are 0 there
+            spread = torch.zeros((n_slices, 1, rows, cols))
+            spread[:, 0, rows_cut, cols_cut] = d_crop
+            grid = resample_slices(torch.cat([full, spread], 1).permute(1, 0, 2, 3), prepared.geometry, study.geometry)
+            entropy[f] = _normalised_entropy(grid[: config.num_classes]).numpy()
+            disagreement[f] = grid[config.num_classes].clamp_(0.0, 1.0).numpy()
         if progress is not None:
             progress(f + 1, n_frames)
-    return LabelMap(out, study.geometry, frame_numbers)
+    label_map = LabelMap(out, study.geometry, frame_numbers)
+    if not return_uncertainty:
+        return label_map
+    from opencmr.qc.uncertainty import UncertaintyMaps  # qc builds on segment, not the other way round
+
+    return label_map, UncertaintyMaps(entropy, disagreement, study.geometry, frame_numbers, n_views=len(flips))
+
+
+def _normalised_entropy(probabilities: torch.Tensor) -> torch.Tensor:
+    """Entropy over the classes of ``(classes, ...)`` probabilities, divided by log(classes): in [0, 1]."""
+    p = probabilities.clamp(min=0.0)
+    p = p / p.sum(0, keepdim=True).clamp(min=1e-12)
+    h = -torch.xlogy(p, p).sum(0) / float(np.log(probabilities.shape[0]))
+    return h.clamp_(0.0, 1.0)

@@ -1,0 +1,1 @@
+"""Quality control: uncertainty, plausibility checks and the QC verdict."""
