@@ -16,7 +16,11 @@ without ``overwrite``), then reads, segments and measures, and writes into
     end-diastolic wall thickness and systolic thickening per AHA segment;
 ``diagnosis.json``
     the group (NOR, DCM, HCM, MINF, RV) with calibrated probabilities and the
-    explanation (:mod:`opencmr.diagnose.predict`), from the images only.
+    explanation (:mod:`opencmr.diagnose.predict`), from the images only;
+``qc.json``, ``uncertainty.nii.gz``
+    the QC verdict (``pass``/``review``/``fail``) with reasons, per slice too,
+    from plausibility checks and the segmentation's uncertainty
+    (:mod:`opencmr.qc.verdict`), and the per-voxel entropy map.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ MEASUREMENTS_JSON = "measurements.json"
 MEASUREMENTS_CSV = "measurements.csv"
 VOLUME_CURVE = "volume_curve.png"
 DIAGNOSIS_JSON = "diagnosis.json"
+QC_JSON = "qc.json"
+UNCERTAINTY = "uncertainty.nii.gz"
 BULLSEYE_THICKNESS = "bullseye_wall_thickness.png"
 BULLSEYE_THICKENING = "bullseye_thickening.png"
 
@@ -72,6 +78,8 @@ class AnalysisResult:
     files: dict[str, list[Path]] = field(default_factory=dict)
     diagnosis: Any = None
     """The :class:`~opencmr.diagnose.predict.Diagnosis` (group None when refused)."""
+    qc: Any = None
+    """The :class:`~opencmr.qc.verdict.QcReport`."""
 
 
 def subject_of(study: CineStudy, options: AnalysisOptions) -> Subject:
@@ -116,6 +124,9 @@ def analyze_study(
         The segmentation gives no LV at ED (nothing can be measured).
     """
     from opencmr.diagnose.predict import diagnose, write_diagnosis_json
+    from opencmr.qc.checks import run_checks
+    from opencmr.qc.uncertainty import uncertainty_scores, write_uncertainty_nifti
+    from opencmr.qc.verdict import qc_report, write_qc_json
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_study
     from opencmr.measure.output import write_measurements_csv, write_measurements_json
@@ -142,7 +153,9 @@ def analyze_study(
     study = read_study(source, series=options.series, study=options.study, progress=progress)
     for target in frame_file_names(out / SEGMENTATION, study.frame_numbers or ()).values():
         check_writable(target, options.overwrite)
-    labels = segment_study(study, model, tta=options.tta, progress=_stage(progress, "segmenting frames"))
+    labels, maps = segment_study(
+        study, model, tta=options.tta, progress=_stage(progress, "segmenting frames"), return_uncertainty=True
+    )
     meta = study.metadata
     measurements = measure_function(labels, subject_of(study, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,8 +184,17 @@ def analyze_study(
         files["bullseye"] = _bullseyes(measurements, out, options.overwrite)
     diagnosis = diagnose(measurements, labels)
     files["diagnosis"] = [write_diagnosis_json(diagnosis, out / DIAGNOSIS_JSON, overwrite=options.overwrite)]
+    qc = qc_report(run_checks(study, labels, measurements), uncertainty_scores(labels, maps))
+    files["qc"] = [
+        write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
+        write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
+    ]
     return AnalysisResult(
-        study=dataclasses.replace(study, labels=labels), measurements=measurements, files=files, diagnosis=diagnosis
+        study=dataclasses.replace(study, labels=labels),
+        measurements=measurements,
+        files=files,
+        diagnosis=diagnosis,
+        qc=qc,
     )
 
 

@@ -565,6 +565,13 @@ def measure(
         console.print(f"wrote {out / 'measurements.json'} and {out / 'measurements.csv'}", highlight=False)
 
 
+def _print_qc(qc: Any) -> None:
+    colour = {"pass": "green", "review": "yellow", "fail": "red"}[qc.verdict.value]
+    console.print(f"[bold {colour}]QC: {qc.verdict.value}[/]", highlight=False)
+    for reason in qc.reasons:
+        console.print(f"  - {reason}", highlight=False)
+
+
 def _print_diagnosis(diagnosis: Any) -> None:
     if diagnosis.group is None:
         console.print(f"[yellow]no diagnosis:[/] {diagnosis.reason}", highlight=False)
@@ -645,8 +652,8 @@ def analyze(
     """Read a study, segment it with the bundled model, measure function, and write the results.
 
     OUTDIR gets segmentation.nii.gz (per-frame files for an ACDC folder), measurements.json,
-    measurements.csv, diagnosis.json, bull's-eye plots of wall thickness and thickening and, for a cine,
-    volume_curve.png. Height, weight, sex, heart rate and ED/ES come
+    measurements.csv, diagnosis.json, qc.json (verdict pass/review/fail with reasons), uncertainty.nii.gz,
+    bull's-eye plots of wall thickness and thickening and, for a cine, volume_curve.png. Height, weight, sex, heart rate and ED/ES come
     from the study (ACDC Info.cfg, DICOM) unless given.
     """
     from opencmr.analysis import AnalysisOptions, analyze_study
@@ -663,6 +670,7 @@ def analyze(
             raise InputError(study, str(exc)) from None
     _print_measurements(result.measurements)
     _print_diagnosis(result.diagnosis)
+    _print_qc(result.qc)
     written = [str(path) for paths in result.files.values() for path in paths]
     console.print(f"wrote {len(written)} files to {out}: {', '.join(Path(p).name for p in written)}", highlight=False)
 

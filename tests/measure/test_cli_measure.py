@@ -41,9 +41,13 @@ def test_analyze_writes_the_documented_outputs(analyzed: Path, acdc_folder: Path
         "diagnosis.json",
         "measurements.csv",
         "measurements.json",
+        "qc.json",
         "segmentation_frame01.nii.gz",
         "segmentation_frame03.nii.gz",
+        "uncertainty.nii.gz",
     ]
+    qc = json.loads((analyzed / "qc.json").read_text())
+    assert qc["schema"] == "opencmr.qc/1" and qc["verdict"] in ("pass", "review", "fail") and qc["checks"]
     assert (analyzed / "bullseye_wall_thickness.png").read_bytes()[:4] == b"\x89PNG"
     doc = json.loads((analyzed / "measurements.json").read_text())
     truth = json.loads((acdc_folder / "truth.json").read_text())["truth"]
