@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, overload
 import numpy as np
 import torch
 
+from opencmr.errors import InputError
 from opencmr.io.study import CineStudy, LabelMap
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.model import load_model
@@ -39,6 +40,9 @@ __all__ = ["FLIPS", "Segmenter", "heart_box", "predict_probabilities", "predict_
 
 #: Test-time flips: none, rows, columns, both.
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-2,), (-1,), (-2, -1))
+
+#: In-plane orientation safety of :func:`segment_study`.
+OrientationMode = Literal["off", "check", "correct"]
 
 #: ``progress(done, total)`` in frames.
 FrameProgress = Callable[[int, int], None]
@@ -177,6 +181,7 @@ def segment_study(
     batch_size: int = ...,
     progress: FrameProgress | None = ...,
     return_uncertainty: Literal[False] = ...,
+    orientation: OrientationMode = ...,
 ) -> LabelMap: ...
 
 
@@ -191,6 +196,7 @@ def segment_study(
     batch_size: int = ...,
     progress: FrameProgress | None = ...,
     return_uncertainty: Literal[True],
+    orientation: OrientationMode = ...,
 ) -> tuple[LabelMap, UncertaintyMaps]: ...
 
 
@@ -204,6 +210,7 @@ def segment_study(
     batch_size: int = 32,
     progress: FrameProgress | None = None,
     return_uncertainty: bool = False,
+    orientation: OrientationMode = "off",
 ) -> LabelMap | tuple[LabelMap, UncertaintyMaps]:
     """Segment every slice of the chosen frames (default: all) of ``study``.
 
@@ -230,6 +237,15 @@ def segment_study(
         :class:`~opencmr.qc.uncertainty.UncertaintyMaps`). The labels are the
         same either way. Costs one more linear resampling per frame and two
         float32 maps on the study's grid (8 bytes a voxel, eight times the labels).
+    orientation : {"off", "check", "correct"}
+        In-plane orientation safety (:func:`opencmr.qc.orientation.check_orientation`,
+        eight extra forward passes of one frame). ``"off"``: none. ``"check"``:
+        raise :class:`~opencmr.errors.InputError` when the rows and columns
+        look transposed (or rotated by 90 degrees) relative to the training
+        data. ``"correct"``: segment such a study in the orientation the
+        network expects and map labels (and uncertainty maps) back to the
+        input grid, an exact permutation of voxels. Flipped studies are left
+        alone (training covered flips), and so are ambiguous ones.
 
     Returns
     -------
@@ -238,7 +254,21 @@ def segment_study(
     UncertaintyMaps
         Only with ``return_uncertainty``: the maps of the same frames on the same grid.
     """
+    if orientation not in ("off", "check", "correct"):
+        raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {orientation!r}")
     model = model or load_model()
+    if orientation != "off":
+        return _segment_oriented(
+            study,
+            model,
+            orientation,
+            frames=frames,
+            tta=tta,
+            postprocess=postprocess,
+            batch_size=batch_size,
+            progress=progress,
+            return_uncertainty=return_uncertainty,
+        )
     config = model.config
     forward = model.forward_fn()
     frame_numbers = tuple(study.frame_numbers) if frames is None else tuple(sorted({int(f) for f in frames}))
@@ -290,6 +320,32 @@ def segment_study(
     from opencmr.qc.uncertainty import UncertaintyMaps  # qc builds on segment, not the other way round
 
     return label_map, UncertaintyMaps(entropy, disagreement, study.geometry, frame_numbers, n_views=len(flips))
+
+
+def _segment_oriented(
+    study: CineStudy, model: Segmenter, orientation: OrientationMode, **options: object
+) -> LabelMap | tuple[LabelMap, UncertaintyMaps]:
+    """:func:`segment_study` after an orientation check: raise, or segment reoriented and map back."""
+    from opencmr.qc.orientation import check_orientation, invert_variant, reorient_study
+
+    check = check_orientation(study, model)
+    if check.decision != "corrected":
+        return segment_study(study, model, orientation="off", **options)  # type: ignore[call-overload, no-any-return]
+    if orientation == "check":
+        raise InputError(study.metadata.source or "study", check.reason)
+    variant = check.best_variant
+    result = segment_study(reorient_study(study, variant), model, orientation="off", **options)  # type: ignore[call-overload]
+    labels, maps = result if isinstance(result, tuple) else (result, None)
+    back = LabelMap(np.ascontiguousarray(invert_variant(labels.data, variant)), study.geometry, labels.frame_numbers)
+    if maps is None:
+        return back
+    maps = dataclasses.replace(
+        maps,
+        entropy=np.ascontiguousarray(invert_variant(maps.entropy, variant)),
+        disagreement=np.ascontiguousarray(invert_variant(maps.disagreement, variant)),
+        geometry=study.geometry,
+    )
+    return back, maps
 
 
 def _normalised_entropy(probabilities: torch.Tensor) -> torch.Tensor:
