@@ -230,3 +230,12 @@ def test_check_result_object() -> None:
         Check("x", "maybe", "?")
     assert worst_status([]) is Status.PASS
     assert worst_status([check, Check("y", Status.FAIL, "bad")]) is Status.FAIL
+
+
+def test_image_quality_ignores_scanner_scale_and_offset(nor: tuple[CineStudy, Measurements]) -> None:
+    """Raw scanner values (image x 1000 + 300): SNR and ghosting are measured from the image's floor."""
+    study, _ = nor
+    image, labels = np.asarray(study.frame(0)), np.asarray(study.labels.frame(study.labels.frame_numbers[0]))
+    plain = {c.name: (c.status, round(c.value or 0.0, 6)) for c in check_image(image, labels, study.spacing)}
+    raw = {c.name: (c.status, round(c.value or 0.0, 6)) for c in check_image(image * 1000 + 300, labels, study.spacing)}
+    assert plain == raw and plain["snr"][0] is Status.PASS

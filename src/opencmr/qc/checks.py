@@ -511,7 +511,8 @@ def check_fragments(volume: np.ndarray, spacing: Sequence[float], *, frame: int 
     :data:`FRAGMENT_MAX_GAP_MM` in-plane of the body on the same or a
     neighbouring slice. Detached pieces holding more than
     :data:`FRAGMENT_FAIL_FRACTION` of the structure fail, smaller ones are
-    reviewed. 2D: a structure with several 8-connected pieces on one slice is
+    reviewed. 2D: a structure with several 8-connected pieces on one slice (other than its two end slices,
+    where basal crescents and apical partial volume legitimately split) is
     reviewed (an RV split at the base into inflow and outflow can be genuine).
 
     Parameters
@@ -549,7 +550,9 @@ def check_fragments(volume: np.ndarray, spacing: Sequence[float], *, frame: int 
                     fraction,
                 )
             )
-        split = [s for s in range(volume.shape[0]) if mask[s].any() and ndi.label(mask[s], eight)[1] > 1]
+        present = [s for s in range(volume.shape[0]) if mask[s].any()]
+        inner = present[1:-1]  # the end slices of a structure (basal crescents, apical partial volume) often split
+        split = [s for s in inner if ndi.label(mask[s], eight)[1] > 1]
         if split:
             out.append(
                 Check(
@@ -841,6 +844,8 @@ def check_image(
     out: list[Check] = []
     flat = image.reshape(image.shape[0], -1)
     blank = np.flatnonzero(flat.max(axis=1) == flat.min(axis=1))
+    # intensities are defined up to a * x + b (raw scanner values, offsets): measure from the image's floor
+    image = image - float(np.percentile(image, 0.5))
     pool = volume == Label.LV_BLOOD_POOL
     if not pool.any():
         out.append(Check("snr", Status.REVIEW, f"no LV blood pool to measure the SNR on{_where(frame)}", (), frame))
