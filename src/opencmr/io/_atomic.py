@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from opencmr.errors import OutputError
 
-__all__ = ["atomic_output", "check_writable"]
+__all__ = ["atomic_output", "check_writable", "write_json"]
 
 
 def _suffix(path: Path) -> str:
@@ -82,3 +83,22 @@ def atomic_output(path: str | os.PathLike[str], overwrite: bool = False) -> Iter
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def _jsonable(value: object) -> object:
+    """``json.dumps`` fallback: numpy scalars and arrays as Python numbers and lists, enums by value, else text."""
+    import enum
+
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # numpy scalar or array
+        return value.tolist()  # type: ignore[attr-defined]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return str(value)
+
+
+def write_json(path: str | os.PathLike[str], data: object, overwrite: bool = False) -> Path:
+    """Write ``data`` as indented JSON, atomically (numpy values and enums converted, see :func:`atomic_output`)."""
+    target = Path(path)
+    with atomic_output(target, overwrite) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, default=_jsonable) + "\n")
+    return target

@@ -12,17 +12,16 @@ so that it is pooled with the literature and marked on the SROC plot.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from opencmr.errors import InputError
-from opencmr.io._atomic import atomic_output, check_writable
+from opencmr.io._atomic import atomic_output, check_writable, write_json
 from opencmr.meta.bivariate import Reitsma, reitsma
 from opencmr.meta.data import ContinuityCorrection, DtaStudies
 from opencmr.meta.phm import phm
@@ -172,8 +171,7 @@ def write_dta_outputs(
     _write_csv(
         bivariate_rows or [{"note": "no bivariate model (fewer than 3 studies)"}], targets["bivariate.csv"], overwrite
     )
-    with atomic_output(targets["summary.json"], overwrite) as tmp:
-        tmp.write_text(json.dumps(analysis.to_dict(), indent=1, default=_json_default) + "\n")
+    write_json(targets["summary.json"], analysis.to_dict(), overwrite)
     written = [targets[n] for n in ("per_study.csv", "univariate.csv", "bivariate.csv", "summary.json")]
     for suffix in ("png", "svg"):
         written.append(
@@ -202,16 +200,3 @@ def _highlighted_points(analysis: DtaMetaAnalysis) -> dict[str, tuple[float, flo
         for i, study in enumerate(ps.ids)
         if study in analysis.highlighted
     }
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-def with_correction(correction: ContinuityCorrection, value: float | None, scope: str | None) -> ContinuityCorrection:
-    """``correction`` with the value and/or scope given on the command line."""
-    return replace(correction, **{k: v for k, v in (("value", value), ("scope", scope)) if v is not None})

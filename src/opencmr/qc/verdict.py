@@ -16,7 +16,6 @@ evaluation of real studies (issue 7, part 4).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from opencmr.io._atomic import atomic_output
+from opencmr.io._atomic import write_json
 from opencmr.qc.checks import Check, Status, worst_status
 from opencmr.qc.uncertainty import UncertaintyScores
 
@@ -139,17 +138,4 @@ def qc_report(checks: Sequence[Check], scores: UncertaintyScores | None = None) 
 
 def write_qc_json(report: QcReport, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write ``qc.json`` (see the module docstring)."""
-    target = Path(path)
-    with atomic_output(target, overwrite) as tmp:
-        tmp.write_text(json.dumps(report.to_dict(), indent=1, default=_plain) + "\n")
-    return target
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Status):
-        return value.value
-    return str(value)
+    return write_json(path, report.to_dict(), overwrite)

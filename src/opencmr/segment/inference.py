@@ -132,7 +132,7 @@ def _predict(
             if disagreement:
                 vote = torch.zeros_like(p, dtype=torch.int16).scatter_(1, p.argmax(1, keepdim=True), 1)
                 votes = vote if votes is None else votes + vote
-        mean = total / max(len(flips), 1)
+        mean = total / len(views)
         chunks.append(mean)
         if disagreement:
             agree = votes.gather(1, mean.argmax(1, keepdim=True))[:, 0]
@@ -303,15 +303,18 @@ def segment_study(
         full = torch.zeros((n_slices, config.num_classes, rows, cols))
         full[:, 0] = 1.0
         full[:, :, rows_cut, cols_cut] = p_crop
-        labels = to_source_grid(full.permute(1, 0, 2, 3), prepared.geometry, study.geometry)
-        out[f] = postprocess_labels(labels) if postprocess else labels
         if return_uncertainty:
             # outside the crop the background is certain and the views agree: both maps are 0 there
             spread = torch.zeros((n_slices, 1, rows, cols))
             spread[:, 0, rows_cut, cols_cut] = d_crop
+            # one resampling of probabilities and disagreement together (channels are resampled independently)
             grid = resample_slices(torch.cat([full, spread], 1).permute(1, 0, 2, 3), prepared.geometry, study.geometry)
+            labels = grid[: config.num_classes].argmax(0).to(torch.uint8).numpy()
             entropy[f] = _normalised_entropy(grid[: config.num_classes]).numpy()
             disagreement[f] = grid[config.num_classes].clamp_(0.0, 1.0).numpy()
+        else:
+            labels = to_source_grid(full.permute(1, 0, 2, 3), prepared.geometry, study.geometry)
+        out[f] = postprocess_labels(labels) if postprocess else labels
         if progress is not None:
             progress(f + 1, n_frames)
     label_map = LabelMap(out, study.geometry, frame_numbers)
