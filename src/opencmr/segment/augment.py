@@ -7,7 +7,10 @@ scale, blur, lower in-plane resolution, Rician noise. Finally intensities
 are (sometimes) re-normalised per crop and clipped to [0, 1], the range that
 :func:`opencmr.preprocess.normalize_intensity` gives at inference.
 
-Everything draws from one ``torch.Generator``, so a seeded run is repeatable.
+Every random choice draws from one CPU ``torch.Generator``, so a seeded run
+on the CPU is repeatable. The batch may live on a GPU: per-sample parameters
+are drawn on the CPU and moved, and only the full-size noise of a GPU batch
+comes from the GPU's own (globally seeded) generator.
 
 References
 ----------
@@ -62,6 +65,13 @@ def _chance(n: int, p: float, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(n, generator=gen) < p
 
 
+def _randn(shape: torch.Size, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Standard normal noise of ``shape`` on ``device`` (the CPU generator on the CPU, the device's own elsewhere)."""
+    if device.type == "cpu":
+        return torch.randn(shape, generator=gen)
+    return torch.randn(shape, device=device)
+
+
 def spatial_augment(
     images: torch.Tensor, labels: torch.Tensor, config: AugmentationConfig, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,12 +90,13 @@ def spatial_augment(
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0], theta[:, 0, 1] = cos * flip_x, -sin * flip_x
     theta[:, 1, 0], theta[:, 1, 1] = sin * flip_y, cos * flip_y
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    device = images.device
+    grid = F.affine_grid(theta.to(device, images.dtype), list(images.shape), align_corners=False)
     elastic = _chance(n, config.p_elastic, gen)
     if elastic.any():
-        coarse = torch.randn(n, 2, 6, 6, generator=gen) * config.elastic_magnitude
+        coarse = (torch.randn(n, 2, 6, 6, generator=gen) * config.elastic_magnitude).to(device, images.dtype)
         field = F.interpolate(coarse, size=images.shape[-2:], mode="bicubic", align_corners=False)
-        grid = grid + field.permute(0, 2, 3, 1) * elastic[:, None, None, None]
+        grid = grid + field.permute(0, 2, 3, 1) * elastic.to(device)[:, None, None, None]
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     labels = F.grid_sample(labels[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     return images, labels[:, 0].long()
@@ -95,7 +106,8 @@ def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Blur each sample with its own sigma (pixels), separable, via a grouped convolution."""
     n, c, h, w = images.shape
     radius = int(math.ceil(3 * float(sigma.max())))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype)
+    sigma = sigma.to(images.device, images.dtype)
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
     kernel = torch.exp(-0.5 * (x[None] / sigma[:, None]) ** 2)
     kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, dim=0)
     flat = images.reshape(1, n * c, h, w)
@@ -107,48 +119,59 @@ def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 def intensity_augment(images: torch.Tensor, config: AugmentationConfig, gen: torch.Generator) -> torch.Tensor:
     """Scanner-like intensity changes of ``images (B, C, H, W)`` (normalised to about [0, 1]), the same for every channel of a sample."""
     n, _, h, w = images.shape
+    device, dtype = images.device, images.dtype
     x = images
-    pick = _chance(n, config.p_bias_field, gen)
-    if pick.any():
-        yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+
+    def chance(p: float) -> tuple[bool, torch.Tensor]:
+        pick = _chance(n, p, gen)
+        return bool(pick.any()), pick.to(device)[:, None, None, None]
+
+    def per_sample(values: torch.Tensor) -> torch.Tensor:
+        return values.to(device, dtype)[:, None, None, None]
+
+    drawn, pick = chance(config.p_bias_field)
+    if drawn:
+        yy, xx = torch.meshgrid(
+            torch.linspace(-1, 1, h, device=device, dtype=dtype), torch.linspace(-1, 1, w, device=device, dtype=dtype), indexing="ij"
+        )
         terms = torch.stack([xx, yy, xx * yy, xx**2, yy**2, xx**3, yy**3, xx**2 * yy, xx * yy**2])
-        coef = (torch.rand(n, terms.shape[0], generator=gen) * 2 - 1) * config.bias_strength
+        coef = ((torch.rand(n, terms.shape[0], generator=gen) * 2 - 1) * config.bias_strength).to(device, dtype)
         field = torch.exp(torch.einsum("bk,khw->bhw", coef, terms))[:, None]
-        x = torch.where(pick[:, None, None, None], x * field, x)
-    pick = _chance(n, config.p_gamma, gen)
-    if pick.any():
+        x = torch.where(pick, x * field, x)
+    drawn, pick = chance(config.p_gamma)
+    if drawn:
         lo, hi = (math.log(v) for v in config.gamma_range)
-        gamma = torch.exp(_uniform(n, lo, hi, gen))[:, None, None, None]
-        x = torch.where(pick[:, None, None, None], x.clamp(min=0) ** gamma, x)
-    pick = _chance(n, config.p_contrast, gen)
-    if pick.any():
+        gamma = per_sample(torch.exp(_uniform(n, lo, hi, gen)))
+        x = torch.where(pick, x.clamp(min=0) ** gamma, x)
+    drawn, pick = chance(config.p_contrast)
+    if drawn:
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        c = _uniform(n, 0.7, 1.3, gen)[:, None, None, None]
-        b = _uniform(n, -0.1, 0.1, gen)[:, None, None, None]
-        x = torch.where(pick[:, None, None, None], (x - mean) * c + mean + b, x)
-    pick = _chance(n, config.p_scale_intensity, gen)
-    if pick.any():
-        x = torch.where(pick[:, None, None, None], x * _uniform(n, 0.7, 1.4, gen)[:, None, None, None], x)
-    pick = _chance(n, config.p_blur, gen)
-    if pick.any():
-        x = torch.where(pick[:, None, None, None], _gaussian_blur(x, _uniform(n, *config.blur_sigma, gen)), x)
-    pick = _chance(n, config.p_low_resolution, gen)
-    if pick.any():
+        c = per_sample(_uniform(n, 0.7, 1.3, gen))
+        b = per_sample(_uniform(n, -0.1, 0.1, gen))
+        x = torch.where(pick, (x - mean) * c + mean + b, x)
+    drawn, pick = chance(config.p_scale_intensity)
+    if drawn:
+        x = torch.where(pick, x * per_sample(_uniform(n, 0.7, 1.4, gen)), x)
+    drawn, pick = chance(config.p_blur)
+    if drawn:
+        x = torch.where(pick, _gaussian_blur(x, _uniform(n, *config.blur_sigma, gen)), x)
+    drawn, pick = chance(config.p_low_resolution)
+    if drawn:
         factor = float(_uniform(1, *config.low_resolution_factor, gen))
         small = F.interpolate(x, scale_factor=1 / factor, mode="bilinear", antialias=True, align_corners=False)
-        x = torch.where(pick[:, None, None, None], F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False), x)
-    pick = _chance(n, config.p_noise, gen)
-    if pick.any():
-        sigma = _uniform(n, *config.noise_sigma, gen)[:, None, None, None]
-        real = x + sigma * torch.randn(x.shape, generator=gen)
-        imag = sigma * torch.randn(x.shape, generator=gen)
-        x = torch.where(pick[:, None, None, None], torch.sqrt(real**2 + imag**2), x)
-    pick = _chance(n, config.p_renormalise, gen)
-    if pick.any():
+        x = torch.where(pick, F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False), x)
+    drawn, pick = chance(config.p_noise)
+    if drawn:
+        sigma = per_sample(_uniform(n, *config.noise_sigma, gen))
+        real = x + sigma * _randn(x.shape, gen, device)
+        imag = sigma * _randn(x.shape, gen, device)
+        x = torch.where(pick, torch.sqrt(real**2 + imag**2), x)
+    drawn, pick = chance(config.p_renormalise)
+    if drawn:
         flat = x.reshape(n, -1)
         lo = torch.quantile(flat, 0.005, dim=1)[:, None, None, None]
         hi = torch.quantile(flat, 0.995, dim=1)[:, None, None, None]
-        x = torch.where(pick[:, None, None, None], (x - lo) / (hi - lo).clamp(min=1e-6), x)
+        x = torch.where(pick, (x - lo) / (hi - lo).clamp(min=1e-6), x)
     return x.clamp(0.0, 1.0)
 
 

@@ -50,7 +50,7 @@ from opencmr.segment.model import SegmentationModel, load_model, load_weights_wi
 from opencmr.segment.network import build_network
 from opencmr.segment.inference import predict_probabilities
 
-__all__ = ["TrainingConfig", "TrainingState", "train", "validate_cases", "ProgressFn"]
+__all__ = ["TrainingConfig", "TrainingState", "train", "fit", "validate_cases", "ProgressFn"]
 
 #: ``progress(iteration, total, loss, validation_dice)``; ``validation_dice`` is None between validations.
 ProgressFn = Callable[[int, int, float, float | None], None]
@@ -76,6 +76,11 @@ class TrainingConfig:
     seed : int
     threads : int
         CPU threads for torch (0 leaves torch's default).
+    time_budget_s : float
+        Stop after this many seconds of training even before ``iterations``
+        (0: no limit). The learning rate then decays over whichever of the
+        iteration and time fractions is further along, so a run on a budget
+        (a lent GPU, say) still ends its schedule at zero.
     """
 
     iterations: int = 20000
@@ -88,12 +93,13 @@ class TrainingConfig:
     heart_fraction: float = 0.5
     seed: int = 0
     threads: int = 2
+    time_budget_s: float = 0.0
     augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
 
     def __post_init__(self) -> None:
         positive = ("iterations", "batch_size", "validate_every", "checkpoint_every")
         bad = [name for name in positive if int(getattr(self, name)) < 1]
-        if bad or self.learning_rate <= 0 or self.n_validation < 0 or not 0 <= self.heart_fraction <= 1:
+        if bad or self.learning_rate <= 0 or self.n_validation < 0 or not 0 <= self.heart_fraction <= 1 or self.time_budget_s < 0:
             raise ValueError(f"invalid training settings: {bad or 'learning_rate, n_validation or heart_fraction'}")
 
 
@@ -287,25 +293,8 @@ def train(
 
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = _device()
-    torch.manual_seed(config.seed)
-    np_rng = np.random.default_rng(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-
     train_cases = load_cases(train_folders, seg_config, loading_progress)
     val_cases = load_cases(val_folders, seg_config) if val_folders else []
-    bank = SliceBank(train_cases)
-
-    network = build_network(seg_config).to(device)
-    if init_model is not None:
-        load_weights_widening_input(network, init_model.network.state_dict())
-    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
-    state = TrainingState()
-    if resuming:
-        state = _load_checkpoint(out_dir / "checkpoint.pt", network, optimiser, np_rng, gen)
-        _truncate_log(out_dir / "log.csv", state.iteration)
-
     info = {
         "name": name or out_dir.name,
         **({} if init_model is None else {"initialised_from": init_model.name}),
@@ -313,6 +302,60 @@ def train(
         "train_patients": len(train_folders),
         "validation_patients": [p.name for p in val_folders],
     }
+    return fit(
+        train_cases, val_cases, out_dir, seg_config, config, info=info,
+        init_weights=None if init_model is None else init_model.network.state_dict(), resuming=resuming, progress=progress,
+    )
+
+
+def _schedule_fraction(state: TrainingState, config: TrainingConfig) -> float:
+    """How far along the schedule is: iterations done, or time spent when that is further along."""
+    done = state.iteration / config.iterations
+    if config.time_budget_s:
+        done = max(done, state.seconds / config.time_budget_s)
+    return min(done, 1.0)
+
+
+def fit(
+    train_cases: list[Case],
+    val_cases: list[Case],
+    out_dir: Path,
+    seg_config: SegmentationConfig,
+    config: TrainingConfig,
+    *,
+    info: dict[str, Any],
+    init_weights: dict[str, torch.Tensor] | None = None,
+    resuming: bool = False,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """The training loop over prepared cases, in a run folder already holding ``run.json``.
+
+    :func:`train` reads patient folders and calls this; a script that
+    prepares its cases otherwise (a fold of a cross-validation, say) calls it
+    directly. ``info`` is stored in the model files. Returns ``best.pt`` when
+    there are validation cases, else ``final.pt``.
+    """
+    out_dir = Path(out_dir)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = _device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(config.seed)
+    np_rng = np.random.default_rng(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    bank = SliceBank(train_cases)
+
+    network = build_network(seg_config).to(device)
+    if init_weights is not None:
+        load_weights_widening_input(network, init_weights)
+    optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, include_background=False, batch=True)
+    state = TrainingState()
+    if resuming:
+        state = _load_checkpoint(out_dir / "checkpoint.pt", network, optimiser, np_rng, gen)
+        _truncate_log(out_dir / "log.csv", state.iteration)
+
     log_path = out_dir / "log.csv"
     new_log = not log_path.exists()
     network.train()
@@ -321,26 +364,33 @@ def train(
         if new_log:
             log.writerow(["iteration", "learning_rate", "loss", "val_dice_mean", "val_dice_lv", "val_dice_myo", "val_dice_rv", "seconds"])
         started = time.perf_counter() - state.seconds
-        while state.iteration < config.iterations:
-            lr = config.learning_rate * (1 - state.iteration / config.iterations) ** 0.9
+        running_t = None if state.iteration == 0 else torch.tensor(state.running_loss, device=device)
+        while _schedule_fraction(state, config) < 1.0:
+            lr = config.learning_rate * (1 - _schedule_fraction(state, config)) ** 0.9
             for group in optimiser.param_groups:
                 group["lr"] = lr
             images, labels = bank.sample(
                 np_rng, config.batch_size, seg_config.patch_size, config.heart_fraction, context=seg_config.context_slices
             )
-            x, y = augment_batch(torch.from_numpy(images), torch.from_numpy(labels), config.augmentation, gen)
+            x, y = augment_batch(torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device), config.augmentation, gen)
             optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(network(x.to(device)), y[:, None].to(device))
+            loss = loss_fn(network(x), y[:, None])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(network.parameters(), 12.0)
             optimiser.step()
             state.iteration += 1
-            value = loss.item()
-            state.running_loss = value if state.iteration == 1 else 0.98 * state.running_loss + 0.02 * value
-            running = state.running_loss
+            # the running loss stays on the device; reading it (a synchronisation) only when it is reported
+            value = loss.detach()
+            running_t = value if running_t is None else 0.98 * running_t + 0.02 * value
             state.seconds = time.perf_counter() - started
             val = None
-            last = state.iteration == config.iterations
+            last = _schedule_fraction(state, config) >= 1.0
+            reporting = progress is not None or last or any(
+                state.iteration % every == 0 for every in (50, config.checkpoint_every, config.validate_every)
+            )
+            if reporting:
+                state.running_loss = float(running_t)
+            running = state.running_loss
             if val_cases and (state.iteration % config.validate_every == 0 or last):
                 val = validate_cases(network, val_cases, seg_config, device)
                 log.writerow([state.iteration, f"{lr:.6g}", f"{running:.4f}", *(f"{val[k]:.4f}" for k in ("mean", "lv", "myo", "rv")), f"{state.seconds:.0f}"])
@@ -350,6 +400,7 @@ def train(
                     save_model(SegmentationModel(seg_config, network, best_info), out_dir / "best.pt", overwrite=True)
             elif state.iteration % 50 == 0:
                 log.writerow([state.iteration, f"{lr:.6g}", f"{running:.4f}", "", "", "", "", f"{state.seconds:.0f}"])
+                log_file.flush()
             if state.iteration % config.checkpoint_every == 0 or last:
                 log_file.flush()
                 _save_checkpoint(out_dir / "checkpoint.pt", network, optimiser, state, np_rng, gen)
