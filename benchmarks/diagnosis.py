@@ -1,22 +1,25 @@
 """Train and benchmark the diagnosis model on the shared ACDC patients (cross-validated, from predicted segmentations).
 
-Run ``python benchmarks/diagnosis.py [--data ../shared/data/acdc/training] [--features CACHE.json] [--save MODEL.json]``.
+Run ``python benchmarks/diagnosis.py [--data ../shared/data/acdc/training] [--fold-models DIR] [--features CACHE.json]
+[--save MODEL.json]``.
 
-1. Features of every patient from the expert segmentation and from the bundled
-   segmentation model's prediction (:func:`opencmr.diagnose.train.collect_features`;
-   cached in ``--features`` because segmenting 80 patients takes minutes).
-2. Candidates compared by 5-fold cross-validation, stratified by group and
-   grouped by patient, scored on the rows from *predicted* segmentations only:
-   logistic regression at several strengths, random forest, gradient boosting.
+1. Features of every patient from the expert segmentation and from a predicted
+   segmentation (:func:`opencmr.diagnose.train.collect_features`; cached in
+   ``--features`` because segmenting 80 patients takes minutes). With
+   ``--fold-models DIR`` (``folds.json`` and ``fold{k}.pt`` from
+   ``scripts/cv_train.py``) each patient is segmented by the fold model that
+   never saw it (out-of-fold); without it, by the bundled model, which saw 70
+   of the 80 patients in training (optimistic).
+2. Candidates compared by 5-fold cross-validation (the segmentation folds when
+   given), stratified by group and grouped by patient, scored on the rows from
+   *predicted* segmentations only: logistic regression at several strengths,
+   random forest, gradient boosting.
 3. The chosen logistic regression is fitted on all rows, its temperature on the
    cross-validated predictions; ``--save`` writes the JSON model.
 4. Printed: accuracy, per-class sensitivity and specificity with Wilson 95%
    CIs, one-vs-rest AUC with bootstrap CIs, Brier score and ECE of the
-   cross-validated, calibrated predictions (:mod:`opencmr.evaluate.classification`).
-
-Caveat: the bundled segmentation model was trained on 70 of these 80 patients,
-so their predicted segmentations are better than unseen patients' would be;
-the cross-validation is of the classifier, not of the segmentation.
+   *nested* cross-validated, calibrated predictions (C and temperature chosen
+   inside each outer training fold; :mod:`opencmr.evaluate.classification`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from opencmr.diagnose.train import (
     fit_logistic,
     fit_temperature,
     logistic_fitter,
+    nested_cross_validated_proba,
     sklearn_fitter,
 )
 
@@ -58,12 +62,21 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data/acdc/training")
     parser.add_argument("--features", default="runs/diagnosis_features.json", help="feature cache (read or written)")
     parser.add_argument("--save", default=None, help="write the fitted model here (JSON)")
+    parser.add_argument(
+        "--fold-models", default=None,
+        help="folder with folds.json and fold{k}.pt (scripts/cv_train.py): out-of-fold segmentations, and the "
+        "classifier's cross-validation on the same folds",
+    )
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=2000)
     args = parser.parse_args()
     console = Console(width=150)
     cache = Path(args.features)
+    fold_of = None
+    if args.fold_models:
+        fold_of = json.loads((Path(args.fold_models) / "folds.json").read_text())["folds"]
+        args.folds = len(set(fold_of.values()))
     if cache.is_file():
         table = FeatureTable.from_dict(json.loads(cache.read_text()))
     else:
@@ -72,7 +85,12 @@ def main() -> None:
         folders = sorted(p for p in Path(args.data).iterdir() if p.is_dir())
         if not folders:
             sys.exit(f"no patient folders in {args.data}")
-        table = collect_features(folders, load_model())
+        if fold_of is None:
+            segmenter = load_model()
+        else:
+            models = {k: load_model(Path(args.fold_models) / f"fold{k}.pt") for k in sorted(set(fold_of.values()))}
+            segmenter = {p: models[k] for p, k in fold_of.items()}
+        table = collect_features(folders, segmenter)
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(table.to_dict()))
     predicted = np.array([s == "predicted" for s in table.sources])
@@ -87,7 +105,7 @@ def main() -> None:
     for column in ("candidate", "accuracy", "log loss"):
         compare.add_column(column)
     for name, fitter in candidates.items():
-        proba = cross_validated_proba(table, fitter, args.folds, args.seed)[predicted]
+        proba = cross_validated_proba(table, fitter, args.folds, args.seed, fold_of)[predicted]
         results[name] = (*_scores(proba, truth), proba)
         compare.add_row(name, f"{results[name][0]:.3f}", f"{results[name][1]:.3f}")
     console.print(compare)
@@ -104,16 +122,26 @@ def main() -> None:
         f"chosen: {chosen} (best logistic regression by accuracy, then log loss); temperature {temperature:.3f}"
     )
 
-    report = _report(console, truth, calibrated, args.n_boot, args.seed)
+    nested, choices = nested_cross_validated_proba(table, C_GRID, args.folds, args.seed, fold_of)
+    console.print(
+        "nested cross-validation (C and temperature chosen inside each outer training fold): "
+        + ", ".join(f"fold {c['fold']}: C={c['c']}, T={c['temperature']:.2f}" for c in choices)
+    )
+    report = _report(console, truth, nested[predicted], args.n_boot, args.seed)
     if args.save:
         info = {
-            "name": "opencmr-acdc-diagnosis-v1",
-            "training_data": f"{len(set(table.patients))} ACDC training patients, expert and predicted segmentations",
+            "name": "opencmr-acdc-diagnosis-v2" if fold_of is not None else "opencmr-acdc-diagnosis",
+            "training_data": f"{len(set(table.patients))} ACDC training patients, expert and "
+            + ("out-of-fold predicted segmentations (5 fold segmentation models)" if fold_of is not None
+               else "predicted segmentations (bundled model)"),
             "classifier": f"multinomial logistic regression, L2, C={c}, standardised features",
             "temperature_fitted_on": "cross-validated predictions from predicted segmentations",
             "cross_validation": {
                 "folds": args.folds,
                 "seed": args.seed,
+                "fold_assignment": "segmentation folds (folds.json)" if fold_of is not None else "seeded, stratified",
+                "reported": "nested: C and temperature chosen inside each outer training fold",
+                "nested_choices": choices,
                 "candidates": {n: {"accuracy": r[0], "log_loss": r[1]} for n, r in results.items()},
                 **report,
             },

@@ -16,7 +16,7 @@ it is done in two steps:
     0.008, under the smallest training noise) and compressed into one file
     small enough to travel. It is image data: it lives in an ignored folder
     and is never committed (ACDC terms).
-``python scripts/cv_train.py run --pack .devdata/acdc.pack.xz --out OUT --budget-s 390``
+``python scripts/cv_train.py run --pack .devdata/acdc.pack.xz --out OUT --budget-s 420``
     there: one process per job sharing the GPU, each training for the same
     wall-clock budget (:attr:`opencmr.segment.train.TrainingConfig.time_budget_s`),
     then the model files gathered into ``OUT`` (``fold{k}.pt``,
@@ -66,7 +66,8 @@ def pack(data: Path, out: Path, model: Path | None) -> None:
             meta.append({"patient": case.patient, "frame": case.frame, "spacing_mm": list(case.spacing_mm),
                          "group": None if group is None else str(group.value)})
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.frombuffer(json.dumps({"config": config.to_dict(), "cases": meta}).encode(), np.uint8), **arrays)
+    header = json.dumps({"config": config.to_dict(), "cases": meta}).encode()
+    np.savez(buffer, meta=np.frombuffer(header, np.uint8), **arrays)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(lzma.compress(buffer.getvalue(), format=lzma.FORMAT_XZ, filters=_FILTERS))
     print(f"{out}: {len(folders)} patients, {len(meta)} frames, {out.stat().st_size / 1e6:.1f} MB")
@@ -154,7 +155,8 @@ def worker(args: argparse.Namespace) -> None:
     }
     (out / "run.json").write_text(json.dumps(settings, indent=2))
     info = {"name": f"opencmr-acdc-unet25d-{job}", "training_data": "ACDC training (shared 80 patients)",
-            "train_patients": len(settings["train_patients"]), "held_out_patients": settings["held_out_patients"]}
+            "train_patients": len(settings["train_patients"]),
+            "validation_patients": settings["held_out_patients"]}
     if job == "candidate":
         info["initialised_from"] = bundled.name
     fit(train_cases, val_cases, out, seg, config, info=info, init_weights=init)
@@ -201,8 +203,8 @@ def run(args: argparse.Namespace) -> None:
     procs = {}
     for job in jobs:
         log = (runs / f"{job}.log").open("w")
-        cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--job", job, "--pack", str(args.pack), "--out", str(runs),
-               "--budget-s", str(args.budget_s), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+        cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--job", job, "--pack", str(args.pack),
+               "--out", str(runs), "--budget-s", str(args.budget_s), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
         procs[job] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = started + args.deadline_s
     next_report = started + 60
@@ -258,12 +260,13 @@ def main() -> None:
         p = sub.add_parser(name)
         p.add_argument("--pack", type=Path, required=True)
         p.add_argument("--out", type=Path, required=True)
-        p.add_argument("--budget-s", type=float, default=390.0, help="training seconds per job")
+        p.add_argument("--budget-s", type=float, default=420.0, help="training seconds per job")
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--threads", type=int, default=2)
         if name == "run":
-            p.add_argument("--work", type=Path, default=Path("/tmp/cv_runs"), help="run folders (checkpoints stay here)")
-            p.add_argument("--deadline-s", type=float, default=480.0, help="workers still running then are stopped")
+            p.add_argument("--work", type=Path, default=Path("/tmp/cv_runs"),
+                           help="run folders (checkpoints stay here)")
+            p.add_argument("--deadline-s", type=float, default=500.0, help="workers still running then are stopped")
             p.add_argument("--folds", type=int, default=N_FOLDS, help="train only the first N folds (a dry run)")
             p.add_argument("--no-candidate", dest="candidate", action="store_false")
         else:

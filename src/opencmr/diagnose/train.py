@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,9 +63,14 @@ class FeatureTable:
 
 
 def collect_features(
-    folders: Sequence[Path], segmenter: Any, progress: Callable[[int, int], None] | None = None
+    folders: Sequence[Path], segmenter: Any | Mapping[str, Any], progress: Callable[[int, int], None] | None = None
 ) -> FeatureTable:
-    """Features from the expert and the predicted segmentation of every labelled patient folder (ACDC layout)."""
+    """Features from the expert and the predicted segmentation of every labelled patient folder (ACDC layout).
+
+    ``segmenter`` is one model for every patient, or a mapping from patient
+    (folder name) to the model that segments it: the fold model that never
+    saw the patient, which gives out-of-fold predicted segmentations.
+    """
     from opencmr.segment.inference import segment_study
 
     patients, sources, groups, rows = [], [], [], []
@@ -75,7 +80,8 @@ def collect_features(
         if study.labels is None or meta.group is None:
             raise ValueError(f"{folder} has no labels or no group in Info.cfg")
         subject = Subject(height_cm=meta.height_cm, weight_kg=meta.weight_kg)
-        predicted = segment_study(dataclasses.replace(study, labels=None), segmenter, frames=study.labels.frame_numbers)
+        model = segmenter[folder.name] if isinstance(segmenter, Mapping) else segmenter
+        predicted = segment_study(dataclasses.replace(study, labels=None), model, frames=study.labels.frame_numbers)
         for source, labels in (("expert", study.labels), ("predicted", predicted)):
             m = measure_function(labels, subject, ed_frame=meta.ed_frame, es_frame=meta.es_frame)
             rows.append(extract_features(m, labels).array())
@@ -122,8 +128,18 @@ def _sklearn_candidates() -> dict[str, Callable[[], Any]]:
     }
 
 
-def _folds(table: FeatureTable, n_folds: int, seed: int) -> list[np.ndarray]:
-    """Patient-grouped, group-stratified folds: each fold's held-out row indices."""
+def _folds(table: FeatureTable, n_folds: int, seed: int, fold_of: Mapping[str, int] | None = None) -> list[np.ndarray]:
+    """Patient-grouped, group-stratified folds: each fold's held-out row indices.
+
+    ``fold_of`` (patient → fold) fixes the folds instead, e.g. to the folds of
+    the segmentation models that made the out-of-fold segmentations.
+    """
+    if fold_of is not None:
+        missing = sorted(set(table.patients) - set(fold_of))
+        if missing:
+            raise ValueError(f"no fold given for patients {missing[:5]}")
+        ids = np.array([int(fold_of[p]) for p in table.patients])
+        return [np.flatnonzero(ids == k) for k in sorted(set(ids.tolist()))]
     rng = np.random.default_rng(seed)
     by_group: dict[str, list[str]] = {}
     for patient, group in dict(zip(table.patients, table.groups)).items():
@@ -142,10 +158,11 @@ def cross_validated_proba(
     fit: Callable[[np.ndarray, list[str]], Callable[[np.ndarray], np.ndarray]],
     n_folds: int = 5,
     seed: int = 0,
+    fold_of: Mapping[str, int] | None = None,
 ) -> np.ndarray:
     """Out-of-fold probabilities ``(rows, groups)``: each patient predicted by a model that never saw it."""
     proba = np.full((len(table.patients), len(GROUPS)), np.nan)
-    for held in _folds(table, n_folds, seed):
+    for held in _folds(table, n_folds, seed, fold_of):
         train = np.setdiff1d(np.arange(len(table.patients)), held)
         predict = fit(table.x[train], [table.groups[i] for i in train])
         proba[held] = predict(table.x[held])
@@ -193,3 +210,65 @@ def fit_temperature(logits: np.ndarray, y: Sequence[str]) -> float:
         else:
             lo = a
     return math.exp((lo + hi) / 2)
+
+
+def _subset(table: FeatureTable, rows: np.ndarray) -> FeatureTable:
+    return FeatureTable(
+        tuple(table.patients[i] for i in rows), tuple(table.sources[i] for i in rows),
+        tuple(table.groups[i] for i in rows), table.x[rows],
+    )
+
+
+def _accuracy_log_loss(proba: np.ndarray, truth: Sequence[str]) -> tuple[float, float]:
+    target = np.array([GROUPS.index(g) for g in truth])
+    accuracy = float(np.mean(proba.argmax(axis=1) == target))
+    log_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(target)), target], 1e-12, 1.0))))
+    return accuracy, log_loss
+
+
+def nested_cross_validated_proba(
+    table: FeatureTable,
+    c_grid: Sequence[float],
+    n_folds: int = 5,
+    seed: int = 0,
+    fold_of: Mapping[str, int] | None = None,
+    inner_folds: int = 4,
+) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Calibrated out-of-fold probabilities with every choice made inside the training folds.
+
+    For each outer fold, an inner cross-validation over the remaining
+    patients picks the logistic regression's ``C`` from ``c_grid`` (best
+    accuracy on rows from predicted segmentations, then log loss) and fits the
+    temperature on the inner out-of-fold predictions; the model refitted on
+    all remaining rows with that ``C`` and temperature then predicts the
+    held-out patients. The reported performance is therefore not tuned on
+    the patients it is measured on (Varma and Simon, BMC Bioinformatics 7:91,
+    2006, doi:10.1186/1471-2105-7-91).
+
+    Returns
+    -------
+    proba : ndarray, shape (rows, groups)
+        Calibrated probabilities for every row (expert and predicted sources).
+    choices : list of dict
+        Per outer fold: ``fold``, ``c`` and ``temperature``.
+    """
+    predicted = np.array([s == "predicted" for s in table.sources])
+    proba = np.full((len(table.patients), len(GROUPS)), np.nan)
+    choices: list[dict[str, float]] = []
+    for k, held in enumerate(_folds(table, n_folds, seed, fold_of)):
+        train_rows = np.setdiff1d(np.arange(len(table.patients)), held)
+        inner = _subset(table, train_rows)
+        mask = predicted[train_rows]
+        truth = [g for g, m in zip(inner.groups, mask) if m]
+        scored = []
+        for c in c_grid:
+            p = cross_validated_proba(inner, logistic_fitter(c), inner_folds, seed + 1 + k)[mask]
+            accuracy, log_loss = _accuracy_log_loss(p, truth)
+            scored.append((-accuracy, log_loss, float(c), p))
+        _, _, c, p = min(scored, key=lambda item: item[:3])
+        temperature = fit_temperature(np.log(np.clip(p, 1e-12, 1.0)), truth)
+        model = fit_logistic(inner.x, list(inner.groups), c)
+        model = dataclasses.replace(model, temperature=temperature)
+        proba[held] = model.predict_proba(table.x[held])
+        choices.append({"fold": k, "c": c, "temperature": temperature})
+    return proba, choices

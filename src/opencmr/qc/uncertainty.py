@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nibabel as nib
@@ -94,6 +94,13 @@ class UncertaintyMaps:
         Acquisition frame of each volume (as the :class:`LabelMap` returned with it).
     n_views : int
         Number of test-time views (4 flips, or 1 without test-time augmentation).
+    overlap : numpy.ndarray, optional
+        float64 ``(frames, 3, 3)``: for each frame and structure (in
+        :data:`opencmr.labels.STRUCTURES` order: RV, MYO, LV) the sum of the
+        structure's probability inside its final label, the sum of its
+        probability, and the label's voxel count -- what the soft Dice between
+        the probabilities and the labels (:attr:`UncertaintyScores.expected_dice`)
+        is made of. None when the maps were made without it.
     """
 
     entropy: np.ndarray
@@ -101,6 +108,7 @@ class UncertaintyMaps:
     geometry: Geometry
     frame_numbers: tuple[int, ...]
     n_views: int = 1
+    overlap: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         frames = tuple(int(f) for f in self.frame_numbers)
@@ -114,6 +122,11 @@ class UncertaintyMaps:
             object.__setattr__(self, name, _read_only(data))
         if self.n_views < 1:
             raise ValueError(f"n_views must be at least 1, got {self.n_views}")
+        if self.overlap is not None:
+            overlap = np.asarray(self.overlap, dtype=np.float64)
+            if overlap.shape != (len(frames), len(STRUCTURES), 3):
+                raise ValueError(f"overlap must be ({len(frames)}, {len(STRUCTURES)}, 3), got {overlap.shape}")
+            object.__setattr__(self, "overlap", _read_only(overlap))
         object.__setattr__(self, "frame_numbers", frames)
 
     def frame(self, frame_number: int) -> np.ndarray:
@@ -154,6 +167,18 @@ class UncertaintyScores:
         Fraction of the structure's region above ``threshold``.
     structure_frame, structure_slice : mapping of str to numpy.ndarray
         The structure's mean entropy per frame ``(frames,)`` and per slice ``(frames, slices)``.
+    expected_dice : mapping of str to float
+        ``{"lv", "myo", "rv"}``: the soft Dice between the structure's
+        probability and its final label over the study,
+        ``2 sum(p * label) / (sum(p) + sum(label))`` -- the Dice the
+        segmentation would have if the network's probabilities were
+        calibrated (the label drawn voxel by voxel from them). Networks are
+        overconfident, so it overestimates the true Dice, but it falls with
+        image quality and is a ranking of studies by likely error
+        (Jungo and Reyes, MICCAI 2019; Roy et al., NeuroImage 2019). Empty when
+        the maps carry no overlap sums.
+    expected_dice_mean : float
+        Mean of ``expected_dice`` (NaN when empty or a structure is absent).
     """
 
     frame_numbers: tuple[int, ...]
@@ -168,6 +193,12 @@ class UncertaintyScores:
     structure_uncertain_fraction: Mapping[str, float]
     structure_frame: Mapping[str, np.ndarray]
     structure_slice: Mapping[str, np.ndarray]
+    expected_dice: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def expected_dice_mean(self) -> float:
+        values = list(self.expected_dice.values())
+        return float(np.mean(values)) if values else math.nan
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready summary (NaN as ``None``), for ``qc.json``."""
@@ -192,6 +223,13 @@ class UncertaintyScores:
                 }
                 for name in self.structures
             },
+            "expected_dice": {
+                "measure": "soft Dice between the mean test-time probabilities and the final labels (overestimates Dice)",
+                "mean": _json(self.expected_dice_mean),
+                "structures": {name: _json(value) for name, value in self.expected_dice.items()},
+            }
+            if self.expected_dice
+            else None,
         }
 
 
@@ -265,6 +303,13 @@ def uncertainty_scores(
         fractions[name] = float(_ratio((uncertain & region).sum(), counts.sum()))
     sums, counts = (entropy * heart).sum((2, 3)), heart.sum((2, 3))
     order = ("lv", "myo", "rv")
+    expected = {}
+    if maps.overlap is not None:
+        totals = maps.overlap.sum(axis=0)  # over frames: (structure, 3)
+        for k, label in enumerate(STRUCTURES):
+            inside, mass, count = totals[k]
+            expected[label.abbreviation] = float(_ratio(2 * inside, mass + count))
+        expected = {k: expected[k] for k in order}
     return UncertaintyScores(
         frame_numbers=labels.frame_numbers,
         threshold=float(threshold),
@@ -278,6 +323,7 @@ def uncertainty_scores(
         structure_uncertain_fraction={k: fractions[k] for k in order},
         structure_frame={k: per_frame[k] for k in order},
         structure_slice={k: per_slice[k] for k in order},
+        expected_dice=expected,
     )
 
 

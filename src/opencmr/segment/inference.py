@@ -28,6 +28,7 @@ import torch
 
 from opencmr.errors import InputError
 from opencmr.io.study import CineStudy, LabelMap
+from opencmr.labels import STRUCTURES
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.model import load_model
 from opencmr.segment.postprocess import largest_component, postprocess_labels
@@ -294,6 +295,7 @@ def segment_study(
     if return_uncertainty:
         entropy = np.zeros((n_frames, *study.geometry.shape), np.float32)
         disagreement = np.zeros((n_frames, *study.geometry.shape), np.float32)
+        overlap = np.zeros((n_frames, len(STRUCTURES), 3), np.float64)
     for f in range(n_frames):
         crop = image[f][:, rows_cut, cols_cut]
         if return_uncertainty:
@@ -315,6 +317,8 @@ def segment_study(
         else:
             labels = to_source_grid(full.permute(1, 0, 2, 3), prepared.geometry, study.geometry)
         out[f] = postprocess_labels(labels) if postprocess else labels
+        if return_uncertainty:
+            overlap[f] = _soft_overlap(grid, out[f])
         if progress is not None:
             progress(f + 1, n_frames)
     label_map = LabelMap(out, study.geometry, frame_numbers)
@@ -322,7 +326,21 @@ def segment_study(
         return label_map
     from opencmr.qc.uncertainty import UncertaintyMaps  # qc builds on segment, not the other way round
 
-    return label_map, UncertaintyMaps(entropy, disagreement, study.geometry, frame_numbers, n_views=len(flips))
+    return label_map, UncertaintyMaps(entropy, disagreement, study.geometry, frame_numbers, n_views=len(flips), overlap=overlap)
+
+
+def _soft_overlap(probabilities: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+    """Per structure: sum of its probability inside its label, sum of its probability, label voxel count.
+
+    The ingredients of the soft Dice between the probabilities and the final
+    labels (:attr:`opencmr.qc.uncertainty.UncertaintyMaps.overlap`).
+    """
+    out = np.zeros((len(STRUCTURES), 3), np.float64)
+    for k, label in enumerate(STRUCTURES):
+        p = probabilities[int(label)].numpy()
+        mask = labels == int(label)
+        out[k] = (float(p[mask].sum(dtype=np.float64)), float(p.sum(dtype=np.float64)), float(mask.sum()))
+    return out
 
 
 def _segment_oriented(
