@@ -204,7 +204,8 @@ def run(args: argparse.Namespace) -> None:
     for job in jobs:
         log = (runs / f"{job}.log").open("w")
         cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--job", job, "--pack", str(args.pack),
-               "--out", str(runs), "--budget-s", str(args.budget_s), "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+               "--out", str(runs), "--budget-s", str(args.budget_s), "--batch-size", str(args.batch_size),
+               "--threads", str(args.threads)]
         procs[job] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = started + args.deadline_s
     next_report = started + 60
