@@ -64,6 +64,7 @@ class Row:
     verdict: str
     reasons: list[str]
     seconds: float
+    expected_dice: float = math.nan
 
 
 def _seed(*parts: str) -> int:
@@ -75,7 +76,7 @@ def _dice(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, float, float])
     return {s: float(np.nanmean([m[s].dice for m in per_frame])) for s in STRUCTURES}
 
 
-def _verdict(study: CineStudy, labels, uncertainty) -> tuple[str, list[str]]:
+def _verdict(study: CineStudy, labels, uncertainty) -> tuple[str, list[str], float]:
     meta = study.metadata
     subject = Subject(
         height_cm=meta.height_cm, weight_kg=meta.weight_kg, sex=meta.sex, heart_rate_bpm=meta.heart_rate_bpm
@@ -84,14 +85,15 @@ def _verdict(study: CineStudy, labels, uncertainty) -> tuple[str, list[str]]:
         measurements = measure_function(labels, subject, ed_frame=meta.ed_frame, es_frame=meta.es_frame)
         checks = run_checks(study, labels, measurements)
     except ValueError as exc:
-        return "fail", [f"measurement failed: {exc}"]
+        return "fail", [f"measurement failed: {exc}"], math.nan
     scores = None
     if uncertainty is not None:
         from opencmr.qc.uncertainty import uncertainty_scores
 
         scores = uncertainty_scores(labels, uncertainty)
     report = qc_report(checks, scores)
-    return report.verdict.value, list(report.reasons)
+    expected = scores.expected_dice_mean if scores is not None else math.nan
+    return report.verdict.value, list(report.reasons), expected
 
 
 def evaluate(study: CineStudy, model, patient: str, name: str, level: str, *, tta: bool, uncertainty: bool) -> Row:
@@ -102,9 +104,9 @@ def evaluate(study: CineStudy, model, patient: str, name: str, level: str, *, tt
     else:
         labels, maps = segment_study(study, model, frames=frames, tta=tta), None
     dice = _dice(labels.data, study.labels.data, study.spacing)
-    verdict, reasons = _verdict(study, labels, maps)
+    verdict, reasons, expected = _verdict(study, labels, maps)
     mean = float(np.nanmean(list(dice.values())))
-    return Row(patient, name, level, dice, mean, verdict, reasons, time.perf_counter() - start)
+    return Row(patient, name, level, dice, mean, verdict, reasons, time.perf_counter() - start, expected)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,18 @@ without ``overwrite``), then reads, segments and measures, and writes into
     the QC verdict (``pass``/``review``/``fail``) with reasons, per slice too,
     from plausibility checks and the segmentation's uncertainty
     (:mod:`opencmr.qc.verdict`), and the per-voxel entropy map.
+
+Before segmenting, the in-plane orientation is checked
+(:func:`opencmr.qc.orientation.check_orientation`; ``orientation`` option): a
+study whose rows and columns look transposed or turned by 90 degrees is
+segmented in the orientation the network expects and the labels mapped back
+(``"correct"``, the default), or refused (``"check"``); the check's outcome is
+one of the QC checks.
+
+A study in which nothing can be measured (no LV found: noise, another body
+part) still gets ``segmentation.nii.gz``, ``qc.json`` (verdict ``fail``, with
+the reason) and ``uncertainty.nii.gz``; no measurements, plots or diagnosis
+are written, and :attr:`AnalysisResult.measurements` is None.
 """
 
 from __future__ import annotations
@@ -66,7 +78,12 @@ class AnalysisOptions:
     study: str | None = None
     model: Path | None = None
     tta: bool = True
+    orientation: str = "correct"
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.orientation not in ("off", "check", "correct"):
+            raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {self.orientation!r}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +91,8 @@ class AnalysisResult:
     """What was written, and the measurements."""
 
     study: CineStudy
-    measurements: Measurements
+    measurements: Measurements | None
+    """None when nothing could be measured (the QC verdict is then ``fail``)."""
     files: dict[str, list[Path]] = field(default_factory=dict)
     diagnosis: Any = None
     """The :class:`~opencmr.diagnose.predict.Diagnosis` (group None when refused)."""
@@ -120,48 +138,63 @@ def analyze_study(
         The study cannot be read.
     OutputError
         An output exists and ``options.overwrite`` is False (checked before any work).
-    ValueError
-        The segmentation gives no LV at ED (nothing can be measured).
+    InputError
+        ``options.orientation`` is ``"check"`` and the study looks transposed.
     """
     from opencmr.diagnose.predict import diagnose, write_diagnosis_json
-    from opencmr.qc.checks import run_checks
+    from opencmr.errors import InputError
+    from opencmr.qc.checks import not_measurable, run_checks
+    from opencmr.qc.orientation import check_orientation
     from opencmr.qc.uncertainty import uncertainty_scores, write_uncertainty_nifti
     from opencmr.qc.verdict import qc_report, write_qc_json
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_study
     from opencmr.measure.output import write_measurements_csv, write_measurements_json
     from opencmr.measure.plots import plot_volume_curve
-    from opencmr.segment.inference import segment_study
+    from opencmr.segment.inference import segment_reoriented, segment_study
     from opencmr.segment.model import load_segmenter
 
     options = options or AnalysisOptions()
     source, out = Path(path), Path(out_dir)
-    fixed = [
-        out / name
-        for name in (
-            MEASUREMENTS_JSON,
-            MEASUREMENTS_CSV,
-            VOLUME_CURVE,
-            SEGMENTATION,
-            BULLSEYE_THICKNESS,
-            BULLSEYE_THICKENING,
-        )
-    ]
-    for target in fixed:
-        check_writable(target, options.overwrite)
+    fixed = (
+        MEASUREMENTS_JSON, MEASUREMENTS_CSV, VOLUME_CURVE, SEGMENTATION, BULLSEYE_THICKNESS, BULLSEYE_THICKENING,
+        DIAGNOSIS_JSON, QC_JSON, UNCERTAINTY,
+    )
+    for name in fixed:
+        check_writable(out / name, options.overwrite)
     model = load_segmenter(options.model)
     study = read_study(source, series=options.series, study=options.study, progress=progress)
     for target in frame_file_names(out / SEGMENTATION, study.frame_numbers or ()).values():
         check_writable(target, options.overwrite)
-    labels, maps = segment_study(
-        study, model, tta=options.tta, progress=_stage(progress, "segmenting frames"), return_uncertainty=True
-    )
+    orientation = None
+    if options.orientation != "off":
+        if progress is not None:
+            progress("checking orientation", 0, 1)
+        orientation = check_orientation(study, model)
+        if orientation.decision == "corrected" and options.orientation == "check":
+            raise InputError(source, orientation.reason)
+    segment_options = {"tta": options.tta, "progress": _stage(progress, "segmenting frames"), "return_uncertainty": True}
+    if orientation is not None and orientation.decision == "corrected":
+        labels, maps = segment_reoriented(study, model, orientation.best_variant, **segment_options)
+    else:
+        labels, maps = segment_study(study, model, **segment_options)
     meta = study.metadata
-    measurements = measure_function(labels, subject_of(study, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[Path]] = {
         "segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)
     }
+    extra = [] if orientation is None else [orientation.to_check()]
+    try:
+        measurements = measure_function(
+            labels, subject_of(study, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame
+        )
+    except ValueError as exc:
+        qc = qc_report([*extra, not_measurable(exc)], uncertainty_scores(labels, maps))
+        files["qc"] = [
+            write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
+            write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
+        ]
+        return AnalysisResult(dataclasses.replace(study, labels=labels), None, files, None, qc)
     case = _case_name(source)
     files["measurements_json"] = [
         write_measurements_json(measurements, out / MEASUREMENTS_JSON, case=case, overwrite=options.overwrite)
@@ -184,7 +217,7 @@ def analyze_study(
         files["bullseye"] = _bullseyes(measurements, out, options.overwrite)
     diagnosis = diagnose(measurements, labels)
     files["diagnosis"] = [write_diagnosis_json(diagnosis, out / DIAGNOSIS_JSON, overwrite=options.overwrite)]
-    qc = qc_report(run_checks(study, labels, measurements), uncertainty_scores(labels, maps))
+    qc = qc_report([*extra, *run_checks(study, labels, measurements)], uncertainty_scores(labels, maps))
     files["qc"] = [
         write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
         write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),

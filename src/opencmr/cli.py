@@ -565,6 +565,12 @@ def measure(
         console.print(f"wrote {out / 'measurements.json'} and {out / 'measurements.csv'}", highlight=False)
 
 
+def _orientation(value: str) -> str:
+    if value not in ("correct", "check", "off"):
+        raise typer.BadParameter(f"--orientation must be correct, check or off, not {value!r}")
+    return value
+
+
 def _print_qc(qc: Any) -> None:
     colour = {"pass": "green", "review": "yellow", "fail": "red"}[qc.verdict.value]
     console.print(f"[bold {colour}]QC: {qc.verdict.value}[/]", highlight=False)
@@ -647,6 +653,14 @@ def analyze(
     series: SeriesOpt = None,
     dicom_study: StudyOpt = None,
     tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Test-time augmentation in segmentation.")] = True,
+    orientation: Annotated[
+        str,
+        typer.Option(
+            "--orientation",
+            help="In-plane orientation safety: 'correct' segments a transposed or 90-degree-rotated study the way "
+            "the model expects and maps the labels back; 'check' refuses it; 'off' skips the check.",
+        ),
+    ] = "correct",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs in the folder.")] = False,
 ) -> None:
     """Read a study, segment it with the bundled model, measure function, and write the results.
@@ -661,18 +675,22 @@ def analyze(
 
     options = AnalysisOptions(
         height_cm=height, weight_kg=weight, sex=_sex(sex), heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa),
-        series=series, study=dicom_study, model=model, tta=tta, overwrite=overwrite,
+        series=series, study=dicom_study, model=model, tta=tta, orientation=_orientation(orientation),
+        overwrite=overwrite,
     )
     with _file_progress(str(study)) as progress:
         try:
             result = analyze_study(study, out, options, progress=progress)
         except ValueError as exc:
             raise InputError(study, str(exc)) from None
-    _print_measurements(result.measurements)
-    _print_diagnosis(result.diagnosis)
+    if result.measurements is not None:
+        _print_measurements(result.measurements)
+        _print_diagnosis(result.diagnosis)
     _print_qc(result.qc)
     written = [str(path) for paths in result.files.values() for path in paths]
     console.print(f"wrote {len(written)} files to {out}: {', '.join(Path(p).name for p in written)}", highlight=False)
+    if result.measurements is None:
+        raise InputError(study, "nothing could be measured (QC fail, see qc.json); no measurements were written")
 
 
 @app.command()

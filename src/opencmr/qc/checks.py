@@ -106,6 +106,7 @@ __all__ = [
     "check_myocardium_encloses_lv",
     "check_rv_next_to_septum",
     "check_slice_continuity",
+    "not_measurable",
     "run_checks",
     "worst_status",
 ]
@@ -927,6 +928,21 @@ def check_blank_slices(image: np.ndarray, frames: Sequence[int] | None = None) -
 
 
 # --------------------------------------------------------------------------- everything
+
+
+def not_measurable(error: Exception | str) -> Check:
+    """The ``measurable`` check, failed: nothing could be measured from the segmentation (the reason given).
+
+    What :func:`opencmr.analysis.analyze_study` reports for a study in which no
+    LV is found -- noise, another body part, a broken series -- instead of
+    measurements that would mean nothing.
+    """
+    return Check(
+        "measurable",
+        Status.FAIL,
+        f"nothing could be measured: {error}. The input may not be a cardiac short-axis cine, "
+        "or the heart was not found in it",
+    )
 
 
 def run_checks(study: CineStudy, labels: LabelMap, measurements: Any | None = None) -> list[Check]:

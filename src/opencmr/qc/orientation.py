@@ -56,6 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from opencmr.qc.checks import Check, Status
 from opencmr.io.study import CineStudy, Geometry
 from opencmr.segment.inference import Segmenter, predict_probabilities
 from opencmr.segment.preprocess import prepare_study
@@ -193,6 +194,18 @@ class OrientationCheck:
 
     def to_dict(self) -> dict[str, object]:
         return {**dataclasses.asdict(self), "best_variant": self.best_variant.name}
+
+    def to_check(self) -> Check:
+        """The outcome as a QC check (``orientation``): pass when as expected, review when corrected or ambiguous."""
+        if self.decision == "ok":
+            return Check("orientation", Status.PASS, "in-plane orientation as the model expects", frame=self.frame,
+                         value=self.transpose_margin)
+        if self.decision == "corrected":
+            reason = (f"{self.reason} It was segmented as {self.best_variant.name} and the labels mapped back: "
+                      "check the image orientation in the source")
+        else:
+            reason = self.reason
+        return Check("orientation", Status.REVIEW, reason, frame=self.frame, value=self.transpose_margin)
 
 
 def _scores(probs: torch.Tensor, voxel_ml: float) -> tuple[float, float, float]:

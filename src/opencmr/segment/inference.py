@@ -35,9 +35,13 @@ from opencmr.segment.postprocess import largest_component, postprocess_labels
 from opencmr.segment.preprocess import pad_to_multiple, prepare_study, resample_slices, stack_context, to_source_grid
 
 if TYPE_CHECKING:
+    from opencmr.qc.orientation import Variant
     from opencmr.qc.uncertainty import UncertaintyMaps
 
-__all__ = ["FLIPS", "Segmenter", "heart_box", "predict_probabilities", "predict_with_disagreement", "segment_study"]
+__all__ = [
+    "FLIPS", "Segmenter", "heart_box", "predict_probabilities", "predict_with_disagreement", "segment_reoriented",
+    "segment_study",
+]
 
 #: Test-time flips: none, rows, columns, both.
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-2,), (-1,), (-2, -1))
@@ -347,14 +351,27 @@ def _segment_oriented(
     study: CineStudy, model: Segmenter, orientation: OrientationMode, **options: object
 ) -> LabelMap | tuple[LabelMap, UncertaintyMaps]:
     """:func:`segment_study` after an orientation check: raise, or segment reoriented and map back."""
-    from opencmr.qc.orientation import check_orientation, invert_variant, reorient_study
+    from opencmr.qc.orientation import check_orientation
 
     check = check_orientation(study, model)
     if check.decision != "corrected":
         return segment_study(study, model, orientation="off", **options)  # type: ignore[call-overload, no-any-return]
     if orientation == "check":
         raise InputError(study.metadata.source or "study", check.reason)
-    variant = check.best_variant
+    return segment_reoriented(study, model, check.best_variant, **options)
+
+
+def segment_reoriented(
+    study: CineStudy, model: Segmenter, variant: Variant, **options: object
+) -> LabelMap | tuple[LabelMap, UncertaintyMaps]:
+    """Segment ``study`` turned into the in-plane ``variant`` and map the results back to the study's grid.
+
+    ``options`` are :func:`segment_study`'s. The mapping back is an exact
+    permutation of voxels (:func:`opencmr.qc.orientation.invert_variant`), so
+    labels and uncertainty maps land on the input's own grid.
+    """
+    from opencmr.qc.orientation import invert_variant, reorient_study
+
     result = segment_study(reorient_study(study, variant), model, orientation="off", **options)  # type: ignore[call-overload]
     labels, maps = result if isinstance(result, tuple) else (result, None)
     back = LabelMap(np.ascontiguousarray(invert_variant(labels.data, variant)), study.geometry, labels.frame_numbers)

@@ -100,7 +100,9 @@ class TrainingConfig:
         positive = ("iterations", "batch_size", "validate_every", "checkpoint_every")
         bad = [name for name in positive if int(getattr(self, name)) < 1]
         if bad or self.learning_rate <= 0 or self.n_validation < 0 or not 0 <= self.heart_fraction <= 1 or self.time_budget_s < 0:
-            raise ValueError(f"invalid training settings: {bad or 'learning_rate, n_validation or heart_fraction'}")
+            raise ValueError(
+                f"invalid training settings: {bad or 'learning_rate, n_validation, heart_fraction or time_budget_s'}"
+            )
 
 
 @dataclass
@@ -398,7 +400,7 @@ def fit(
                     state.best_dice, state.best_iteration = val["mean"], state.iteration
                     best_info = {**info, "iteration": state.iteration, "validation_dice_model_grid": val}
                     save_model(SegmentationModel(seg_config, network, best_info), out_dir / "best.pt", overwrite=True)
-            elif state.iteration % 50 == 0:
+            elif state.iteration % 50 == 0 or last:
                 log.writerow([state.iteration, f"{lr:.6g}", f"{running:.4f}", "", "", "", "", f"{state.seconds:.0f}"])
                 log_file.flush()
             if state.iteration % config.checkpoint_every == 0 or last:
