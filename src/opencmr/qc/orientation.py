@@ -264,8 +264,9 @@ def check_orientation(study: CineStudy, model: Segmenter, frame: int | None = No
     scores = np.nan_to_num(np.asarray(anatomy), nan=-np.inf)
     best = int(np.argmax(scores))
     plain, transposed = float(scores[:4].max()), float(scores[4:].max())
-    margin = float(scores[best] - scores[0])
-    transpose_margin = transposed - plain
+    finite = bool(np.isfinite(scores[best]) and np.isfinite(scores[0]))
+    margin = float(scores[best] - scores[0]) if finite else float("nan")
+    transpose_margin = transposed - plain if np.isfinite(plain) and np.isfinite(transposed) else float("nan")
     if not np.isfinite(transpose_margin):
         decision, reason = "ambiguous", "orientation cannot be checked: the network finds no RV or no LV"
         transpose_margin = float("nan")
