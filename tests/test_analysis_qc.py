@@ -98,3 +98,19 @@ def test_an_existing_qc_json_stops_the_run_before_any_work(cine: Path, tmp_path:
         analyze_study(cine, out, AnalysisOptions(**SUBJECT))
     assert sorted(p.name for p in out.iterdir()) == ["qc.json"]
     assert (out / "qc.json").read_text() == "mine"
+
+
+def test_segment_with_qc_writes_the_report_and_map_beside_the_labels(cine: Path, tmp_path: Path) -> None:
+    output = tmp_path / "seg.nii.gz"
+    result = runner.invoke(app, ["segment", str(cine), "-o", str(output), "--qc", "--no-tta"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg.nii.gz", "seg_qc.json", "seg_uncertainty.nii.gz"]
+    doc = json.loads((tmp_path / "seg_qc.json").read_text())
+    assert doc["verdict"] in ("pass", "review") and any(c["name"] == "orientation" for c in doc["checks"])
+    assert nib.load(tmp_path / "seg_uncertainty.nii.gz").shape[:3] == nib.load(output).shape[:3]
+    again = runner.invoke(app, ["segment", str(cine), "-o", str(tmp_path / "other.nii.gz"), "--qc"])
+    assert again.exit_code == 0
+    (tmp_path / "x_qc.json").write_text("mine")
+    refused = runner.invoke(app, ["segment", str(cine), "-o", str(tmp_path / "x.nii.gz"), "--qc"])
+    assert refused.exit_code != 0 and "x_qc.json" in refused.output
+    assert (tmp_path / "x_qc.json").read_text() == "mine" and not (tmp_path / "x.nii.gz").exists()

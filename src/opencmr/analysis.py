@@ -49,7 +49,7 @@ from opencmr.io.study import CineStudy
 from opencmr.measure.body import BsaFormula
 from opencmr.measure.function import Measurements, Subject, measure_function
 
-__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_study", "subject_of"]
+__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_study", "measure_and_check", "subject_of"]
 
 #: ``progress(stage, done, total)``
 Progress = Callable[[str, int, int], None]
@@ -143,15 +143,13 @@ def analyze_study(
     """
     from opencmr.diagnose.predict import diagnose, write_diagnosis_json
     from opencmr.errors import InputError
-    from opencmr.qc.checks import not_measurable, run_checks
-    from opencmr.qc.orientation import check_orientation
-    from opencmr.qc.uncertainty import uncertainty_scores, write_uncertainty_nifti
-    from opencmr.qc.verdict import qc_report, write_qc_json
+    from opencmr.qc.orientation import segment_oriented
+    from opencmr.qc.uncertainty import write_uncertainty_nifti
+    from opencmr.qc.verdict import write_qc_json
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_study
     from opencmr.measure.output import write_measurements_csv, write_measurements_json
     from opencmr.measure.plots import plot_volume_curve
-    from opencmr.segment.inference import segment_reoriented, segment_study
     from opencmr.segment.model import load_segmenter
 
     options = options or AnalysisOptions()
@@ -166,30 +164,21 @@ def analyze_study(
     study = read_study(source, series=options.series, study=options.study, progress=progress)
     for target in frame_file_names(out / SEGMENTATION, study.frame_numbers or ()).values():
         check_writable(target, options.overwrite)
-    orientation = None
-    if options.orientation != "off":
-        if progress is not None:
-            progress("checking orientation", 0, 1)
-        orientation = check_orientation(study, model)
-        if orientation.decision == "corrected" and options.orientation == "check":
-            raise InputError(source, orientation.reason)
-    segment_options = {"tta": options.tta, "progress": _stage(progress, "segmenting frames"), "return_uncertainty": True}
-    if orientation is not None and orientation.decision == "corrected":
-        labels, maps = segment_reoriented(study, model, orientation.best_variant, **segment_options)
-    else:
-        labels, maps = segment_study(study, model, **segment_options)
-    meta = study.metadata
+    if options.orientation != "off" and progress is not None:
+        progress("checking orientation", 0, 1)
+    try:
+        (labels, maps), orientation = segment_oriented(
+            study, model, options.orientation, tta=options.tta, progress=_stage(progress, "segmenting frames"),
+            return_uncertainty=True,
+        )
+    except InputError as exc:
+        raise InputError(source, exc.problem) from None
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, list[Path]] = {
         "segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)
     }
-    extra = [] if orientation is None else [orientation.to_check()]
-    try:
-        measurements = measure_function(
-            labels, subject_of(study, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame
-        )
-    except ValueError as exc:
-        qc = qc_report([*extra, not_measurable(exc)], uncertainty_scores(labels, maps))
+    measurements, qc = measure_and_check(study, labels, maps, subject_of(study, options), orientation)
+    if measurements is None:
         files["qc"] = [
             write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
             write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
@@ -217,7 +206,6 @@ def analyze_study(
         files["bullseye"] = _bullseyes(measurements, out, options.overwrite)
     diagnosis = diagnose(measurements, labels)
     files["diagnosis"] = [write_diagnosis_json(diagnosis, out / DIAGNOSIS_JSON, overwrite=options.overwrite)]
-    qc = qc_report([*extra, *run_checks(study, labels, measurements)], uncertainty_scores(labels, maps))
     files["qc"] = [
         write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
         write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
@@ -229,6 +217,30 @@ def analyze_study(
         diagnosis=diagnosis,
         qc=qc,
     )
+
+
+def measure_and_check(
+    study: CineStudy, labels: Any, maps: Any, subject: Subject, orientation: Any = None
+) -> tuple[Measurements | None, Any]:
+    """Measure the segmentation and assess it: the measurements (None when nothing is measurable) and the QC report.
+
+    The QC report combines the orientation check (when one was made), every
+    plausibility check (:func:`opencmr.qc.checks.run_checks`) and the
+    uncertainty scores; when measuring fails (no LV), the failure is the
+    ``measurable`` check and the verdict is ``fail``.
+    """
+    from opencmr.qc.checks import not_measurable, run_checks
+    from opencmr.qc.uncertainty import uncertainty_scores
+    from opencmr.qc.verdict import qc_report
+
+    meta = study.metadata
+    extra = [] if orientation is None else [orientation.to_check()]
+    scores = None if maps is None else uncertainty_scores(labels, maps)
+    try:
+        measurements = measure_function(labels, subject, ed_frame=meta.ed_frame, es_frame=meta.es_frame)
+    except ValueError as exc:
+        return None, qc_report([*extra, not_measurable(exc)], scores)
+    return measurements, qc_report([*extra, *run_checks(study, labels, measurements)], scores)
 
 
 def _bullseyes(measurements: Measurements, out: Path, overwrite: bool) -> list[Path]:

@@ -372,6 +372,16 @@ ModelOpt = Annotated[
 ]
 
 
+OrientationOpt = Annotated[
+    str,
+    typer.Option(
+        "--orientation",
+        help="In-plane orientation safety: 'correct' segments a transposed or 90-degree-rotated study the way "
+        "the model expects and maps the labels back; 'check' refuses it; 'off' skips the check.",
+    ),
+]
+
+
 @app.command()
 @_user_errors
 def segment(
@@ -381,6 +391,14 @@ def segment(
     series: SeriesOpt = None,
     dicom_study: StudyOpt = None,
     tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Average over test-time flips.")] = True,
+    qc: Annotated[
+        bool,
+        typer.Option(
+            "--qc", help="Also write OUTPUT's QC report (NAME_qc.json: verdict pass/review/fail with reasons) and "
+            "per-voxel uncertainty map (NAME_uncertainty.nii.gz) beside it."
+        ),
+    ] = False,
+    orientation: OrientationOpt = "correct",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
     """Segment LV blood pool (3), LV myocardium (2) and RV blood pool (1) on every slice and frame.
@@ -394,20 +412,37 @@ def segment(
 
     import nibabel
 
+    from opencmr.analysis import AnalysisOptions, measure_and_check, subject_of
+    from opencmr.errors import InputError
+    from opencmr.io._atomic import check_writable
     from opencmr.io.nifti import frame_file_names, is_nifti_path, write_segmentation
     from opencmr.io.read import read_study
-    from opencmr.segment.inference import segment_study
+    from opencmr.qc.orientation import segment_oriented
+    from opencmr.qc.uncertainty import write_uncertainty_nifti
+    from opencmr.qc.verdict import write_qc_json
     from opencmr.segment.model import load_segmenter
 
     _check_nifti_output(output, study, overwrite)
+    stem = output.name.removesuffix(".gz").removesuffix(".nii")
+    qc_json, qc_map = output.with_name(f"{stem}_qc.json"), output.with_name(f"{stem}_uncertainty.nii.gz")
+    if qc:
+        check_writable(qc_json, overwrite)
+        _check_nifti_output(qc_map, study, overwrite)
     segmenter = load_segmenter(model)
     with _file_progress(str(study)) as progress:
         loaded = read_study(study, series=series, progress=progress, study=dicom_study)
         for target in frame_file_names(output, loaded.frame_numbers).values():
             _check_nifti_output(target, study, overwrite)
         started = time.perf_counter()
-        labels = segment_study(loaded, segmenter, tta=tta, progress=lambda done, total: progress("segmenting frames", done, total))
+        try:
+            result, check = segment_oriented(
+                loaded, segmenter, _orientation(orientation), tta=tta, return_uncertainty=qc,
+                progress=lambda done, total: progress("segmenting frames", done, total),
+            )
+        except InputError as exc:
+            raise InputError(study, exc.problem) from None
         seconds = time.perf_counter() - started
+    labels, maps = result if qc else (result, None)
     as_4d = study.is_file() and is_nifti_path(study) and int(nibabel.load(study).header["dim"][0]) == 4  # keep (x,y,z,1)
     written = write_segmentation(labels, output, as_4d=as_4d, overwrite=overwrite)
     n = loaded.n_frames * loaded.n_slices
@@ -416,6 +451,12 @@ def segment(
         f"{seconds:.1f} s ({1000 * seconds / n:.0f} ms per slice) with {getattr(segmenter, 'name', 'model')}",
         highlight=False,
     )
+    if qc:
+        _, report = measure_and_check(loaded, labels, maps, subject_of(loaded, AnalysisOptions()), check)
+        write_qc_json(report, qc_json, overwrite=overwrite)
+        write_uncertainty_nifti(maps, qc_map, overwrite=overwrite)
+        _print_qc(report)
+        console.print(f"wrote {qc_json} and {qc_map}", highlight=False)
 
 
 def _check_nifti_output(output: Path, source: Path, overwrite: bool) -> None:
@@ -653,14 +694,7 @@ def analyze(
     series: SeriesOpt = None,
     dicom_study: StudyOpt = None,
     tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Test-time augmentation in segmentation.")] = True,
-    orientation: Annotated[
-        str,
-        typer.Option(
-            "--orientation",
-            help="In-plane orientation safety: 'correct' segments a transposed or 90-degree-rotated study the way "
-            "the model expects and maps the labels back; 'check' refuses it; 'off' skips the check.",
-        ),
-    ] = "correct",
+    orientation: OrientationOpt = "correct",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs in the folder.")] = False,
 ) -> None:
     """Read a study, segment it with the bundled model, measure function, and write the results.

@@ -306,3 +306,29 @@ def check_orientation(study: CineStudy, model: Segmenter, frame: int | None = No
         reason,
         int(frame),
     )
+
+
+def segment_oriented(
+    study: CineStudy, model: Segmenter, mode: str = "correct", **options: object
+) -> tuple[object, OrientationCheck | None]:
+    """Segment ``study`` with the orientation safety ``mode``; return the result and the check (None when ``"off"``).
+
+    ``mode`` is ``"off"`` (no check), ``"check"`` (raise
+    :class:`~opencmr.errors.InputError` when the study looks transposed) or
+    ``"correct"`` (segment it in the orientation the network expects and map
+    the result back). ``options`` are :func:`opencmr.segment.inference.segment_study`'s;
+    the result is what it returns (labels, or labels and uncertainty maps).
+    """
+    from opencmr.errors import InputError
+    from opencmr.segment.inference import segment_reoriented, segment_study
+
+    if mode not in ("off", "check", "correct"):
+        raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {mode!r}")
+    if mode == "off":
+        return segment_study(study, model, **options), None  # type: ignore[call-overload]
+    check = check_orientation(study, model)
+    if check.decision != "corrected":
+        return segment_study(study, model, **options), check  # type: ignore[call-overload]
+    if mode == "check":
+        raise InputError(study.metadata.source or "study", check.reason)
+    return segment_reoriented(study, model, check.best_variant, **options), check

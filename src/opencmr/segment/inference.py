@@ -351,14 +351,10 @@ def _segment_oriented(
     study: CineStudy, model: Segmenter, orientation: OrientationMode, **options: object
 ) -> LabelMap | tuple[LabelMap, UncertaintyMaps]:
     """:func:`segment_study` after an orientation check: raise, or segment reoriented and map back."""
-    from opencmr.qc.orientation import check_orientation
+    from opencmr.qc.orientation import segment_oriented
 
-    check = check_orientation(study, model)
-    if check.decision != "corrected":
-        return segment_study(study, model, orientation="off", **options)  # type: ignore[call-overload, no-any-return]
-    if orientation == "check":
-        raise InputError(study.metadata.source or "study", check.reason)
-    return segment_reoriented(study, model, check.best_variant, **options)
+    result, _ = segment_oriented(study, model, orientation, **options)
+    return result  # type: ignore[return-value]
 
 
 def segment_reoriented(
