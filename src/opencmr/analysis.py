@@ -8,6 +8,9 @@ without ``overwrite``), then reads, segments and measures, and writes into
 ``segmentation.nii.gz``
     labels on the input's grid (``segmentation_frameFF.nii.gz`` per frame for
     an ACDC folder, which holds only ED and ES);
+``segmentation.dcm``
+    for DICOM input, the same labels as a DICOM Segmentation object that
+    references the source images (:func:`opencmr.io.dicom_seg.write_dicom_seg`);
 ``measurements.json``, ``measurements.csv``
     the indices (:mod:`opencmr.measure.function`), one document and one CSV row;
 ``volume_curve.png``
@@ -55,6 +58,7 @@ __all__ = ["AnalysisOptions", "AnalysisResult", "analyze_study", "measure_and_ch
 Progress = Callable[[str, int, int], None]
 
 SEGMENTATION = "segmentation.nii.gz"
+SEGMENTATION_DCM = "segmentation.dcm"
 MEASUREMENTS_JSON = "measurements.json"
 MEASUREMENTS_CSV = "measurements.csv"
 VOLUME_CURVE = "volume_curve.png"
@@ -146,6 +150,7 @@ def analyze_study(
     from opencmr.qc.orientation import segment_oriented
     from opencmr.qc.uncertainty import write_uncertainty_nifti
     from opencmr.qc.verdict import write_qc_json
+    from opencmr.io.dicom_seg import write_dicom_seg
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_study
     from opencmr.measure.output import write_measurements_csv, write_measurements_json
@@ -164,6 +169,9 @@ def analyze_study(
     study = read_study(source, series=options.series, study=options.study, progress=progress)
     for target in frame_file_names(out / SEGMENTATION, study.frame_numbers or ()).values():
         check_writable(target, options.overwrite)
+    dicom = study.metadata.source_format == "dicom"
+    if dicom:
+        check_writable(out / SEGMENTATION_DCM, options.overwrite)
     if options.orientation != "off" and progress is not None:
         progress("checking orientation", 0, 1)
     try:
@@ -177,6 +185,10 @@ def analyze_study(
     files: dict[str, list[Path]] = {
         "segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)
     }
+    if dicom:
+        files["segmentation_dicom"] = [
+            write_dicom_seg(labels, study, out / SEGMENTATION_DCM, overwrite=options.overwrite)
+        ]
     measurements, qc = measure_and_check(study, labels, maps, subject_of(study, options), orientation)
     if measurements is None:
         files["qc"] = [
