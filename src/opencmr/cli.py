@@ -39,6 +39,10 @@ from opencmr.cli_meta import meta_app  # noqa: E402  (sub-app; imports opencmr.c
 
 app.add_typer(meta_app, name="meta")
 
+from opencmr.cli_batch import batch  # noqa: E402  (imports opencmr.cli only when the command runs)
+
+app.command("batch")(batch)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
