@@ -165,8 +165,8 @@ def analyze_study(
     )
     for name in fixed:
         check_writable(out / name, options.overwrite)
-    model = load_segmenter(options.model)
     study = read_study(source, series=options.series, study=options.study, progress=progress)
+    model = load_segmenter(options.model)
     for target in frame_file_names(out / SEGMENTATION, study.frame_numbers or ()).values():
         check_writable(target, options.overwrite)
     dicom = study.metadata.source_format == "dicom"

@@ -136,10 +136,32 @@ def load_weights_widening_input(network: nn.Module, state: dict[str, torch.Tenso
     network.load_state_dict(merged)
 
 
+_SEGMENTERS: dict[tuple[str, int, int], Any] = {}
+
+
 def load_segmenter(path: str | os.PathLike[str] | None = None):
-    """The bundled model, or a model file: ``.onnx`` files run through ONNX Runtime, others through PyTorch."""
-    if path is not None and Path(path).suffix.lower() == ".onnx":
+    """The bundled model, or a model file: ``.onnx`` files run through ONNX Runtime, others through PyTorch.
+
+    Loaded once per process and kept (a cohort batch analyses many studies in
+    one worker): a later call with the same file returns the same object,
+    unless the file changed on disk (size or modification time). The models
+    are used for inference only; do not train the returned object.
+    """
+    file = default_model_path() if path is None else Path(path)
+    try:
+        stat = file.stat()
+        key: tuple[str, int, int] | None = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = None  # let the loaders raise their own clear error
+    if key is not None and key in _SEGMENTERS:
+        return _SEGMENTERS[key]
+    if file.suffix.lower() == ".onnx":
         from opencmr.segment.onnx import load_onnx_model
 
-        return load_onnx_model(path)
-    return load_model(path)
+        model = load_onnx_model(file)
+    else:
+        model = load_model(file)
+    if key is not None:
+        _SEGMENTERS.clear()  # keep one: a new file replaces the previous one
+        _SEGMENTERS[key] = model
+    return model
