@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from opencmr.qc.checks import Check, Status
 from opencmr.qc.uncertainty import UncertaintyScores
@@ -65,3 +66,46 @@ def test_qc_json_schema(tmp_path: Path) -> None:
     data = json.loads(write_qc_json(report, tmp_path / "qc.json").read_text())
     assert data["schema"] == "opencmr.qc/1" and data["verdict"] == "pass"
     assert data["uncertainty"]["study"]["entropy"] == 0.05 and data["checks"][0]["status"] == "pass"
+
+
+def _calibrated(soft_dice: float) -> UncertaintyScores:
+    """Scores carrying a soft Dice (as the uncertainty path of segment_study gives), so the estimate exists."""
+    import dataclasses
+
+    return dataclasses.replace(_scores(0.05, [0.05, 0.05]), expected_dice={k: soft_dice for k in ("lv", "myo", "rv")})
+
+
+def test_estimated_dice_is_the_calibrated_soft_dice_and_decides_review() -> None:
+    from opencmr.qc.verdict import DICE_CALIBRATION, ESTIMATED_DICE_REVIEW, estimated_dice
+
+    a, b = DICE_CALIBRATION
+    soft_good = (0.93 - a) / b  # estimate 0.93
+    soft_poor = (ESTIMATED_DICE_REVIEW - 0.05 - a) / b
+    assert estimated_dice(_calibrated(soft_good)) == pytest.approx(0.93)
+    assert estimated_dice(_calibrated(0.0)) == 0.0  # clipped to [0, 1]
+    assert estimated_dice(_scores(0.05, [0.05])) is None  # no soft Dice: no estimate
+    good = qc_report([], _calibrated(soft_good))
+    assert good.verdict is Status.PASS and good.qc_score == pytest.approx(0.07)
+    poor = qc_report([], _calibrated(soft_poor))
+    assert poor.verdict is Status.REVIEW and "estimated Dice" in poor.reasons[0]
+    doc = poor.to_dict()
+    assert doc["estimated_dice"] == pytest.approx(ESTIMATED_DICE_REVIEW - 0.05, abs=1e-4)
+    assert doc["qc_score"] == pytest.approx(0.05 + 1 - ESTIMATED_DICE_REVIEW, abs=1e-4)
+
+
+def test_minor_findings_are_listed_without_raising_a_well_estimated_study() -> None:
+    from opencmr.qc.verdict import DICE_CALIBRATION
+
+    a, b = DICE_CALIBRATION
+    soft_good = (0.93 - a) / b
+    minor = Check("fragments", Status.REVIEW, "the RV blood pool is split into several pieces on slice 3 (frame 0)", (3,), 0)
+    report = qc_report([minor], _calibrated(soft_good))
+    assert report.verdict is Status.PASS and report.reasons == ()
+    assert report.findings == ("the RV blood pool is split into several pieces on slice 3 (frame 0)",)
+    assert [(s["slice"], s["verdict"]) for s in report.slices] == [(3, "review")]  # still flagged on its slice
+    # without an estimate the same finding decides, as before
+    assert qc_report([minor], _scores(0.05, [0.05])).verdict is Status.REVIEW
+    # a major review check or any fail still decides
+    major = Check("limits", Status.REVIEW, "RVEF 80 % is high")
+    assert qc_report([minor, major], _calibrated(soft_good)).verdict is Status.REVIEW
+    assert qc_report([minor, Check("coverage", Status.FAIL, "no LV")], _calibrated(soft_good)).verdict is Status.FAIL
