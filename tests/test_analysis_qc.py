@@ -80,7 +80,9 @@ def test_noise_gets_a_fail_verdict_and_no_measurements(tmp_path: Path) -> None:
     assert result.measurements is None and result.diagnosis is None
     assert result.qc.verdict.value == "fail"
     assert any("nothing could be measured" in r for r in result.qc.reasons)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["qc.json", "segmentation.nii.gz", "uncertainty.nii.gz"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "qc.json", "report.html", "segmentation.nii.gz", "uncertainty.nii.gz"
+    ]
     doc = json.loads((tmp_path / "out" / "qc.json").read_text())
     assert doc["verdict"] == "fail" and any(c["name"] == "measurable" for c in doc["checks"])
 

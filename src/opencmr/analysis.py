@@ -20,6 +20,9 @@ without ``overwrite``), then reads, segments and measures, and writes into
 ``diagnosis.json``
     the group (NOR, DCM, HCM, MINF, RV) with calibrated probabilities and the
     explanation (:mod:`opencmr.diagnose.predict`), from the images only;
+``report.html``
+    everything above on one self-contained page (:func:`opencmr.report.write_report`):
+    identifiers, overlays on every slice at ED and ES, tables, plots, diagnosis, QC;
 ``qc.json``, ``uncertainty.nii.gz``
     the QC verdict (``pass``/``review``/``fail``) with reasons, per slice too,
     from plausibility checks and the segmentation's uncertainty
@@ -147,21 +150,22 @@ def analyze_study(
     """
     from opencmr.diagnose.predict import diagnose, write_diagnosis_json
     from opencmr.errors import InputError
-    from opencmr.qc.orientation import segment_oriented
-    from opencmr.qc.uncertainty import write_uncertainty_nifti
-    from opencmr.qc.verdict import write_qc_json
     from opencmr.io.dicom_seg import write_dicom_seg
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_study
     from opencmr.measure.output import write_measurements_csv, write_measurements_json
     from opencmr.measure.plots import plot_volume_curve
+    from opencmr.qc.orientation import segment_oriented
+    from opencmr.qc.uncertainty import write_uncertainty_nifti
+    from opencmr.qc.verdict import write_qc_json
+    from opencmr.report import REPORT_HTML, write_report
     from opencmr.segment.model import load_segmenter
 
     options = options or AnalysisOptions()
     source, out = Path(path), Path(out_dir)
     fixed = (
         MEASUREMENTS_JSON, MEASUREMENTS_CSV, VOLUME_CURVE, SEGMENTATION, BULLSEYE_THICKNESS, BULLSEYE_THICKENING,
-        DIAGNOSIS_JSON, QC_JSON, UNCERTAINTY,
+        DIAGNOSIS_JSON, QC_JSON, UNCERTAINTY, REPORT_HTML,
     )
     for name in fixed:
         check_writable(out / name, options.overwrite)
@@ -195,7 +199,11 @@ def analyze_study(
             write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
             write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
         ]
-        return AnalysisResult(dataclasses.replace(study, labels=labels), None, files, None, qc)
+        result = AnalysisResult(dataclasses.replace(study, labels=labels), None, files, None, qc)
+        files["report"] = [
+            write_report(result, out / REPORT_HTML, segmentation_model=model, overwrite=options.overwrite)
+        ]
+        return result
     case = _case_name(source)
     files["measurements_json"] = [
         write_measurements_json(measurements, out / MEASUREMENTS_JSON, case=case, overwrite=options.overwrite)
@@ -222,13 +230,15 @@ def analyze_study(
         write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
         write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
     ]
-    return AnalysisResult(
+    result = AnalysisResult(
         study=dataclasses.replace(study, labels=labels),
         measurements=measurements,
         files=files,
         diagnosis=diagnosis,
         qc=qc,
     )
+    files["report"] = [write_report(result, out / REPORT_HTML, segmentation_model=model, overwrite=options.overwrite)]
+    return result
 
 
 def measure_and_check(
