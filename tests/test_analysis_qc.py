@@ -116,3 +116,18 @@ def test_segment_with_qc_writes_the_report_and_map_beside_the_labels(cine: Path,
     refused = runner.invoke(app, ["segment", str(cine), "-o", str(tmp_path / "x.nii.gz"), "--qc"])
     assert refused.exit_code != 0 and "x_qc.json" in refused.output
     assert (tmp_path / "x_qc.json").read_text() == "mine" and not (tmp_path / "x.nii.gz").exists()
+
+
+def test_another_body_part_fails(tmp_path: Path) -> None:
+    """A real head MR slice (matplotlib's sample data, s1045.ima) stacked into a 'cine': not a heart, so fail."""
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("s1045.ima.gz") as f:
+        head = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(np.float32)
+    volume = np.stack([np.roll(head, 2 * k, axis=0) for k in range(6)], axis=-1)
+    path = tmp_path / "head.nii.gz"
+    nib.save(nib.Nifti1Image(np.stack([volume, volume], axis=-1), np.diag([0.9, 0.9, 8.0, 1.0])), path)
+    result = analyze_study(path, tmp_path / "out", AnalysisOptions(**SUBJECT))
+    assert result.qc.verdict.value == "fail"
+    assert result.qc.estimated_dice is not None and result.qc.estimated_dice < 0.5
+    assert any("may not be a cardiac short-axis cine" in r for r in result.qc.reasons)
