@@ -43,6 +43,10 @@ from opencmr.cli_batch import batch  # noqa: E402  (imports opencmr.cli only whe
 
 app.command("batch")(batch)
 
+from opencmr.cli_serve import serve  # noqa: E402  (imports opencmr.cli only when the command runs)
+
+app.command("serve")(serve)
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
