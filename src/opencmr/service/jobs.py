@@ -1,0 +1,321 @@
+"""Jobs: one folder and one ``job.json`` per uploaded study, analysed in a bounded pool of processes.
+
+Layout of ``DATA_DIR/jobs/<id>/``::
+
+    job.json      the :class:`JobRecord` (written atomically)
+    upload/       the unpacked upload (:mod:`opencmr.service.uploads`)
+    results/      what :func:`opencmr.analysis.analyze_study` wrote
+    viewer.npz    8-bit image and labels for the web viewer (:mod:`opencmr.service.slices`)
+
+Analyses run in ``workers`` spawned processes (a crash or a leak in one never
+takes the service down, and matplotlib and PyTorch are not shared between
+threads); each limits PyTorch to its share of the cores. A job found queued or
+running when the service starts (it was stopped mid-way) is queued again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import logging
+import multiprocessing
+import os
+import secrets
+import shutil
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["JobManager", "JobRecord", "JobStatus", "JobStore", "QueueFull", "new_job_id", "run_job", "utc_now"]
+
+log = logging.getLogger("opencmr.service")
+
+JOB_JSON = "job.json"
+UPLOAD_DIR = "upload"
+RESULTS_DIR = "results"
+VIEWER_NPZ = "viewer.npz"
+
+
+class JobStatus(str, enum.Enum):
+    """Where a job stands."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class QueueFull(Exception):
+    """As many jobs as allowed are queued or running."""
+
+
+def new_job_id() -> str:
+    """A random job id (32 hex digits from :mod:`secrets`), unguessable and free of patient information."""
+    return secrets.token_hex(16)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """What ``job.json`` holds. ``study_path`` is relative to the job folder and never leaves the service."""
+
+    id: str
+    status: JobStatus
+    created: str
+    input_format: str
+    upload_bytes: int
+    study_path: str
+    options: dict[str, Any] = field(default_factory=dict)
+    started: str | None = None
+    finished: str | None = None
+    duration_s: float | None = None
+    qc_verdict: str | None = None
+    diagnosis_group: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        doc = dataclasses.asdict(self)
+        doc["status"] = self.status.value
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> JobRecord:
+        """The record of a ``job.json`` document."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in doc.items() if k in names}
+        values["status"] = JobStatus(values["status"])
+        return cls(**values)
+
+
+def _write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class JobStore:
+    """Job folders under ``DATA_DIR/jobs``: the records on disk are the truth, so a restart loses nothing."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def folder(self, job_id: str) -> Path:
+        """The folder of a job (ids are hex, so this never leaves ``root``)."""
+        if not (len(job_id) == 32 and all(c in "0123456789abcdef" for c in job_id)):
+            raise KeyError(job_id)
+        return self.root / job_id
+
+    def save(self, record: JobRecord) -> None:
+        """Write a record (atomically)."""
+        with self._lock:
+            folder = self.folder(record.id)
+            folder.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(folder / JOB_JSON, record.to_json())
+
+    def get(self, job_id: str) -> JobRecord:
+        """The record of a job; KeyError when there is none."""
+        try:
+            path = self.folder(job_id) / JOB_JSON
+            return JobRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            raise KeyError(job_id) from None
+
+    def update(self, job_id: str, **changes: Any) -> JobRecord:
+        """Change fields of a stored record and return the new one."""
+        with self._lock:
+            record = dataclasses.replace(self.get(job_id), **changes)
+            _write_json_atomic(self.folder(job_id) / JOB_JSON, record.to_json())
+            return record
+
+    def list(self) -> list[JobRecord]:
+        """Every readable record, newest first."""
+        records = []
+        for child in self.root.iterdir():
+            if child.is_dir():
+                try:
+                    records.append(self.get(child.name))
+                except KeyError:
+                    continue
+        return sorted(records, key=lambda r: (r.created, r.id), reverse=True)
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job's folder."""
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+
+
+def _init_worker(torch_threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(torch_threads)
+
+
+def run_job(job_dir: str, study_path: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Analyse one job's study (runs in a worker process); the fields of the record to finish it with.
+
+    Any error ends as ``{"status": "failed", "error": message}`` with the job
+    folder's path left out of the message. A study with nothing measurable is
+    ``done`` with QC verdict ``fail``.
+    """
+    from opencmr.analysis import AnalysisOptions, analyze_study
+    from opencmr.errors import OpenCMRError, describe_exception
+    from opencmr.service.slices import write_viewer_data
+
+    folder = Path(job_dir)
+    record_path = folder / JOB_JSON
+    record = JobRecord.from_json(json.loads(record_path.read_text(encoding="utf-8")))
+    started = time.monotonic()
+    _write_json_atomic(record_path, dataclasses.replace(record, status=JobStatus.RUNNING, started=utc_now()).to_json())
+    try:
+        result = analyze_study(folder / study_path, folder / RESULTS_DIR, AnalysisOptions(overwrite=True, **options))
+        write_viewer_data(result.study, folder / VIEWER_NPZ)
+    except Exception as exc:  # noqa: BLE001 -- any failure ends the job, never the worker
+        message = str(exc) if isinstance(exc, OpenCMRError) else describe_exception(exc)
+        message = message.replace(str(folder / UPLOAD_DIR), "upload").replace(str(folder), "job")
+        return {
+            "status": JobStatus.FAILED.value,
+            "error": message,
+            "error_type": type(exc).__name__,
+            "duration_s": round(time.monotonic() - started, 2),
+        }
+    group = getattr(result.diagnosis, "group", None)
+    return {
+        "status": JobStatus.DONE.value,
+        "qc_verdict": _enum_value(getattr(result.qc, "verdict", None)),
+        "diagnosis_group": _enum_value(group),
+        "duration_s": round(time.monotonic() - started, 2),
+    }
+
+
+def _enum_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+class JobManager:
+    """Queues jobs on a bounded process pool and records how they end.
+
+    Parameters
+    ----------
+    store : JobStore
+        Where records live.
+    workers : int
+        Analyses at once (processes).
+    max_waiting : int
+        Jobs queued or running at most (:class:`QueueFull` beyond).
+    torch_threads : int
+        PyTorch threads per analysis.
+    analysis_options : dict
+        Fixed :class:`~opencmr.analysis.AnalysisOptions` fields (``tta``, ``orientation``).
+    """
+
+    def __init__(
+        self, store: JobStore, workers: int, max_waiting: int, torch_threads: int, analysis_options: dict[str, Any]
+    ) -> None:
+        self.store = store
+        self.workers = workers
+        self.max_waiting = max_waiting
+        self.torch_threads = torch_threads
+        self.analysis_options = dict(analysis_options)
+        self._executor: ProcessPoolExecutor | None = None
+        self._futures: dict[str, Future[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.torch_threads,),
+            )
+        return self._executor
+
+    @property
+    def waiting(self) -> int:
+        """Jobs queued or running."""
+        with self._lock:
+            return sum(not f.done() for f in self._futures.values())
+
+    def resume(self) -> int:
+        """Queue again the jobs a previous run left queued or running; how many."""
+        count = 0
+        for record in self.store.list():
+            if record.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                record = self.store.update(record.id, status=JobStatus.QUEUED, started=None)
+                self._submit(record, check_limit=False)
+                count += 1
+        return count
+
+    def submit(self, record: JobRecord) -> None:
+        """Queue a saved job; :class:`QueueFull` when ``max_waiting`` jobs are queued or running."""
+        self._submit(record, check_limit=True)
+
+    def _submit(self, record: JobRecord, check_limit: bool) -> None:
+        with self._lock:
+            if check_limit and sum(not f.done() for f in self._futures.values()) >= self.max_waiting:
+                raise QueueFull
+            options = {**self.analysis_options, **record.options}
+            future = self._pool().submit(run_job, str(self.store.folder(record.id)), record.study_path, options)
+            self._futures[record.id] = future
+        future.add_done_callback(lambda f, job_id=record.id: self._finished(job_id, f))
+        log.info("job %s queued (%d bytes, %s)", record.id, record.upload_bytes, record.input_format)
+
+    def _finished(self, job_id: str, future: Future[dict[str, Any]]) -> None:
+        with self._lock:
+            self._futures.pop(job_id, None)
+        if future.cancelled():
+            return
+        try:
+            outcome = future.result()
+        except BrokenProcessPool:
+            outcome = {"status": "failed", "error": "the analysis process stopped unexpectedly (out of memory?)"}
+            with self._lock:
+                self._executor = None
+        except Exception as exc:  # noqa: BLE001
+            outcome = {"status": "failed", "error": f"internal error ({type(exc).__name__})"}
+        error_type = outcome.pop("error_type", None)
+        try:
+            record = self.store.update(
+                job_id, **{**outcome, "status": JobStatus(outcome["status"]), "finished": utc_now()}
+            )
+        except KeyError:  # deleted meanwhile
+            return
+        if record.status is JobStatus.DONE:
+            log.info("job %s done in %.1f s (QC %s)", job_id, record.duration_s or 0.0, record.qc_verdict)
+        else:  # the type only: messages can quote names from inside the upload
+            log.warning("job %s failed after %.1f s (%s)", job_id, record.duration_s or 0.0, error_type or "error")
+
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a job that has not started; False when it is running (or already finished)."""
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is None:
+            return True
+        return future.cancel()
+
+    def is_active(self, job_id: str) -> bool:
+        """Whether a job is queued or running in this process."""
+        with self._lock:
+            future = self._futures.get(job_id)
+        return future is not None and not future.done()
+
+    def shutdown(self) -> None:
+        """Stop taking jobs; queued ones stay queued on disk and resume at the next start."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
