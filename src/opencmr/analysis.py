@@ -55,7 +55,7 @@ from opencmr.io.study import CineStudy
 from opencmr.measure.body import BsaFormula
 from opencmr.measure.function import Measurements, Subject, measure_function
 
-__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_study", "measure_and_check", "subject_of"]
+__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_study", "example_study", "measure_and_check", "subject_of"]
 
 #: ``progress(stage, done, total)``
 Progress = Callable[[str, int, int], None]
@@ -123,6 +123,19 @@ def subject_of(study: CineStudy, options: AnalysisOptions) -> Subject:
     )
 
 
+def example_study(folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write the bundled example study (a synthetic dilated-cardiomyopathy cine, :mod:`opencmr.phantom`) as DICOM.
+
+    What ``opencmr analyze`` analyses when it is given no study: the same
+    study the README's first command writes with ``opencmr phantom --group DCM
+    --dicom``. Returns the DICOM folder.
+    """
+    from opencmr.phantom import PhantomConfig, make_phantom, write_phantom
+
+    files = write_phantom(make_phantom(PhantomConfig(group="DCM")), folder, dicom=True, overwrite=overwrite)
+    return files["dicom"]
+
+
 def _case_name(path: Path) -> str:
     name = path.name
     for suffix in (".nii.gz", ".nii", ".zip", ".dcm"):
@@ -132,12 +145,15 @@ def _case_name(path: Path) -> str:
 
 
 def analyze_study(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | tuple[str | os.PathLike[str], str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     options: AnalysisOptions | None = None,
     progress: Progress | None = None,
 ) -> AnalysisResult:
     """Read, segment, measure and write the results of one study (see the module docstring).
+
+    ``path`` is anything :func:`opencmr.io.read.read_study` reads, or a pair
+    ``(ED, ES)`` of 3D NIfTI files (:func:`opencmr.io.read.read_ed_es_pair`).
 
     Raises
     ------
@@ -152,7 +168,7 @@ def analyze_study(
     from opencmr.errors import InputError
     from opencmr.io.dicom_seg import write_dicom_seg
     from opencmr.io.nifti import frame_file_names, write_segmentation
-    from opencmr.io.read import read_study
+    from opencmr.io.read import read_ed_es_pair, read_study
     from opencmr.measure.output import write_measurements_csv, write_measurements_json
     from opencmr.measure.plots import plot_volume_curve
     from opencmr.qc.orientation import segment_oriented
@@ -162,14 +178,22 @@ def analyze_study(
     from opencmr.segment.model import load_segmenter
 
     options = options or AnalysisOptions()
-    source, out = Path(path), Path(out_dir)
+    pair = isinstance(path, (tuple, list))
+    if pair and len(path) != 2:
+        raise ValueError(f"an ED/ES pair is two files, got {len(path)}")
+    source, out = Path(path[0] if pair else path), Path(out_dir)
     fixed = (
         MEASUREMENTS_JSON, MEASUREMENTS_CSV, VOLUME_CURVE, SEGMENTATION, BULLSEYE_THICKNESS, BULLSEYE_THICKENING,
         DIAGNOSIS_JSON, QC_JSON, UNCERTAINTY, REPORT_HTML,
     )
     for name in fixed:
         check_writable(out / name, options.overwrite)
-    study = read_study(source, series=options.series, study=options.study, progress=progress)
+    if pair:
+        if options.series is not None or options.study is not None:
+            raise InputError(source, "--series and --study apply to DICOM input only")
+        study = read_ed_es_pair(*path)
+    else:
+        study = read_study(source, series=options.series, study=options.study, progress=progress)
     model = load_segmenter(options.model)
     for target in frame_file_names(out / SEGMENTATION, study.frame_numbers or ()).values():
         check_writable(target, options.overwrite)

@@ -691,8 +691,16 @@ def diagnose(
 @app.command()
 @_user_errors
 def analyze(
-    study: StudyArg,
-    out: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)],
+    studies: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="The study: a NIfTI file (3D/4D), an ACDC patient folder, DICOM (folder, zip, multi-frame file), or "
+            "two 3D NIfTI files ED then ES. None: the bundled example study (a synthetic DCM cine, written as "
+            "DICOM into OUTDIR/example_input).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option("--output", "-o", help="Output folder.", show_default=False)] = ...,  # type: ignore[assignment]
     height: HeightOpt = None,
     weight: WeightOpt = None,
     hr: HrOpt = None,
@@ -708,23 +716,33 @@ def analyze(
     """Read a study, segment it with the bundled model, measure function, and write the results.
 
     OUTDIR gets segmentation.nii.gz (per-frame files for an ACDC folder), measurements.json,
-    measurements.csv, diagnosis.json, qc.json (verdict pass/review/fail with reasons), uncertainty.nii.gz,
-    bull's-eye plots of wall thickness and thickening and, for a cine, volume_curve.png. Height, weight, sex, heart rate and ED/ES come
-    from the study (ACDC Info.cfg, DICOM) unless given.
+    measurements.csv, diagnosis.json, report.html, qc.json (verdict pass/review/fail with reasons),
+    uncertainty.nii.gz, bull's-eye plots of wall thickness and thickening, for a cine volume_curve.png, and for
+    DICOM input segmentation.dcm. Height, weight, sex, heart rate and ED/ES come from the study (ACDC Info.cfg,
+    DICOM) unless given.
     """
-    from opencmr.analysis import AnalysisOptions, analyze_study
+    from opencmr.analysis import AnalysisOptions, analyze_study, example_study
     from opencmr.errors import InputError
 
+    studies = list(studies or [])
+    if len(studies) > 2:
+        raise typer.BadParameter(f"give one study, or two 3D NIfTI files (ED then ES), not {len(studies)} paths")
+    if not studies:
+        study: Path | tuple[Path, Path] = example_study(out / "example_input", overwrite=overwrite)
+        console.print(f"no study given: analysing the bundled example study, written to {study}", highlight=False)
+    else:
+        study = studies[0] if len(studies) == 1 else (studies[0], studies[1])
+    source = studies[0] if studies else study
     options = AnalysisOptions(
         height_cm=height, weight_kg=weight, sex=_sex(sex), heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa),
         series=series, study=dicom_study, model=model, tta=tta, orientation=_orientation(orientation),
         overwrite=overwrite,
     )
-    with _file_progress(str(study)) as progress:
+    with _file_progress(str(source)) as progress:
         try:
             result = analyze_study(study, out, options, progress=progress)
         except ValueError as exc:
-            raise InputError(study, str(exc)) from None
+            raise InputError(source, str(exc)) from None
     if result.measurements is not None:
         _print_measurements(result.measurements)
         _print_diagnosis(result.diagnosis)
@@ -732,7 +750,7 @@ def analyze(
     written = [str(path) for paths in result.files.values() for path in paths]
     console.print(f"wrote {len(written)} files to {out}: {', '.join(Path(p).name for p in written)}", highlight=False)
     if result.measurements is None:
-        raise InputError(study, "nothing could be measured (QC fail, see qc.json); no measurements were written")
+        raise InputError(source, "nothing could be measured (QC fail, see qc.json); no measurements were written")
 
 
 @app.command()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from opencmr.errors import InputError
 from opencmr.io.acdc import is_acdc_folder, read_acdc_folder
@@ -15,7 +18,7 @@ from opencmr.io.study import CineStudy
 if TYPE_CHECKING:
     from opencmr.io.dicom import ProgressCallback
 
-__all__ = ["read_study"]
+__all__ = ["read_ed_es_pair", "read_study"]
 
 
 def read_study(
@@ -90,3 +93,33 @@ def _looks_like_dicom(path: Path) -> bool:
             return handle.read(4) == b"DICM"
     except OSError:
         return False
+
+
+def read_ed_es_pair(ed: str | os.PathLike[str], es: str | os.PathLike[str]) -> CineStudy:
+    """Read a study given as two 3D NIfTI files, end-diastole then end-systole.
+
+    The result has two frames, 0 (ED) and 1 (ES), with ``ed_frame = 0`` and
+    ``es_frame = 1`` recorded, so that measurement takes the phases as given.
+
+    Raises
+    ------
+    InputError
+        Naming the file: not a 3D NIfTI image, or the ES image on another grid
+        (shape, spacing or orientation) than the ED image.
+    """
+    paths = [Path(ed), Path(es)]
+    studies = []
+    for path, phase in zip(paths, ("ED", "ES")):
+        if not path.is_file() or not is_nifti_path(path):
+            raise InputError(path, f"the {phase} image of an ED/ES pair must be a 3D NIfTI file (.nii or .nii.gz)")
+        study = read_nifti(path)
+        if study.n_frames != 1:
+            raise InputError(path, f"the {phase} image of an ED/ES pair must be 3D, but it has {study.n_frames} frames")
+        studies.append(study)
+    if not studies[1].geometry.same_grid(studies[0].geometry):
+        raise InputError(
+            paths[1], f"is not on the grid of the ED image {paths[0].name} (shape, spacing or orientation differ)"
+        )
+    image = np.concatenate([studies[0].image, studies[1].image])
+    meta = dataclasses.replace(studies[0].metadata, ed_frame=0, es_frame=1)
+    return CineStudy(image, studies[0].geometry, meta, frame_numbers=(0, 1))
