@@ -42,6 +42,7 @@ def test_analyze_writes_the_documented_outputs(analyzed: Path, acdc_folder: Path
         "measurements.csv",
         "measurements.json",
         "qc.json",
+        "report.html",
         "segmentation_frame01.nii.gz",
         "segmentation_frame03.nii.gz",
         "uncertainty.nii.gz",

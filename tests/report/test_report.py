@@ -208,7 +208,8 @@ def test_a_study_with_nothing_measurable_still_gets_a_report(tmp_path: Path) -> 
     nib.save(nib.Nifti1Image(image, np.diag([1.5, 1.5, 8.0, 1.0])), path)
     result = analyze_study(path, tmp_path / "out", AnalysisOptions(tta=False))
     assert result.measurements is None and result.qc.verdict.value == "fail"
-    report = write_report(result, tmp_path / "out" / "report.html")
+    report = tmp_path / "out" / "report.html"  # analyze writes the report on this path too
+    assert result.files["report"] == [report]
     text = report.read_text(encoding="utf-8")
     page = _parse(text)
     assert 'data-verdict="fail"' in text and "Nothing could be measured" in page.visible
