@@ -201,6 +201,8 @@ def run(args: argparse.Namespace) -> None:
     """Start one worker per job, wait (killing them at the deadline), gather the model files and logs."""
     args.out.mkdir(parents=True, exist_ok=True)
     runs = args.work
+    if runs.exists() and any(runs.iterdir()):
+        sys.exit(f"{runs}: not empty (an earlier run?); give a new --work folder so no old model is gathered")
     runs.mkdir(parents=True, exist_ok=True)
     _, groups = load_pack(args.pack)
     folds = assign_folds(groups)
@@ -209,8 +211,10 @@ def run(args: argparse.Namespace) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.time()
     procs = {}
+    logs = []
     for job in jobs:
         log = (runs / f"{job}.log").open("w")
+        logs.append(log)
         cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--job", job, "--pack", str(args.pack),
                "--out", str(runs), "--budget-s", str(args.budget_s), "--batch-size", str(args.batch_size),
                "--threads", str(args.threads)]
@@ -238,6 +242,8 @@ def run(args: argparse.Namespace) -> None:
             print(f"{job}: past the deadline, stopped", flush=True)
             p.kill()
             p.wait()
+    for log in logs:
+        log.close()
     summary = {}
     for job in jobs:
         target = args.out / ("candidate.pt" if job == "candidate" else f"{job}.pt")

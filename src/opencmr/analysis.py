@@ -36,9 +36,11 @@ segmented in the orientation the network expects and the labels mapped back
 one of the QC checks.
 
 A study in which nothing can be measured (no LV found: noise, another body
-part) still gets ``segmentation.nii.gz``, ``qc.json`` (verdict ``fail``, with
-the reason) and ``uncertainty.nii.gz``; no measurements, plots or diagnosis
-are written, and :attr:`AnalysisResult.measurements` is None.
+part) still gets ``segmentation.nii.gz`` (and ``segmentation.dcm``),
+``qc.json`` (verdict ``fail``, with the reason), ``uncertainty.nii.gz`` and
+``report.html``; no measurements, plots or diagnosis are written, and
+:attr:`AnalysisResult.measurements` is None. With ``overwrite``, outputs of an
+earlier analysis in the folder are removed first, so none is left stale.
 """
 
 from __future__ import annotations
@@ -123,6 +125,18 @@ def subject_of(study: CineStudy, options: AnalysisOptions) -> Subject:
     )
 
 
+def _remove_earlier_outputs(out: Path, names: tuple[str, ...]) -> None:
+    """With ``overwrite``: remove what an earlier analysis wrote here, so no stale result sits beside the new ones.
+
+    Only opencmr's own output names are touched (and per-frame segmentation
+    files); anything else in the folder is left alone.
+    """
+    targets = [out / name for name in (*names, SEGMENTATION_DCM)] + sorted(out.glob("segmentation_frame*.nii.gz"))
+    for target in targets:
+        if target.is_file():
+            target.unlink()
+
+
 def example_study(folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write the bundled example study (a synthetic dilated-cardiomyopathy cine, :mod:`opencmr.phantom`) as DICOM.
 
@@ -132,6 +146,9 @@ def example_study(folder: str | os.PathLike[str], *, overwrite: bool = False) ->
     """
     from opencmr.phantom import PhantomConfig, make_phantom, write_phantom
 
+    dicom = Path(folder) / "dicom"
+    if not overwrite and dicom.is_dir() and (Path(folder) / "truth.json").is_file():
+        return dicom  # written by an earlier run: the same deterministic study
     files = write_phantom(make_phantom(PhantomConfig(group="DCM")), folder, dicom=True, overwrite=overwrite)
     return files["dicom"]
 
@@ -210,14 +227,22 @@ def analyze_study(
     except InputError as exc:
         raise InputError(source, exc.problem) from None
     out.mkdir(parents=True, exist_ok=True)
+    if options.overwrite:
+        _remove_earlier_outputs(out, fixed)
     files: dict[str, list[Path]] = {
         "segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)
     }
+    seg_note = None
     if dicom:
-        files["segmentation_dicom"] = [
-            write_dicom_seg(labels, study, out / SEGMENTATION_DCM, overwrite=options.overwrite)
-        ]
+        try:
+            files["segmentation_dicom"] = [
+                write_dicom_seg(labels, study, out / SEGMENTATION_DCM, overwrite=options.overwrite)
+            ]
+        except InputError as exc:  # the SEG is an extra: a source highdicom refuses must not stop the analysis
+            seg_note = f"no segmentation.dcm: {exc.problem}"
     measurements, qc = measure_and_check(study, labels, maps, subject_of(study, options), orientation)
+    if seg_note is not None:
+        qc = dataclasses.replace(qc, notes=(*qc.notes, seg_note))
     if measurements is None:
         files["qc"] = [
             write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),

@@ -180,3 +180,20 @@ def test_analyze_writes_the_seg_for_dicom_input_only(tmp_path: Path, phantom: Ph
     write_phantom(phantom, nifti)
     result = analyze_study(nifti / "phantom_4d.nii.gz", tmp_path / "out2", AnalysisOptions(tta=False))
     assert "segmentation_dicom" not in result.files and not (tmp_path / "out2" / "segmentation.dcm").exists()
+
+
+def test_a_source_the_seg_writer_refuses_does_not_stop_the_analysis(tmp_path: Path, phantom: Phantom) -> None:
+    """DICOM without PatientID reads fine but highdicom cannot build a SEG: analyze goes on and says why."""
+    from opencmr.analysis import AnalysisOptions, analyze_study
+
+    study, _ = _dicom_study(phantom, tmp_path / "dicom", "single-series")
+    source = Path(study.metadata.source)
+    for path in source.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        if "PatientID" in ds:
+            del ds.PatientID
+        ds.save_as(path)
+    result = analyze_study(source, tmp_path / "out", AnalysisOptions(height_cm=175, weight_kg=70, tta=False))
+    assert "segmentation_dicom" not in result.files and not (tmp_path / "out" / "segmentation.dcm").exists()
+    assert any(note.startswith("no segmentation.dcm:") for note in result.qc.notes)
+    assert (tmp_path / "out" / "qc.json").is_file() and (tmp_path / "out" / "report.html").is_file()

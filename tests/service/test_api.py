@@ -102,6 +102,7 @@ def test_bad_form_fields(server: Server, phantom_zip: bytes, fields: dict, messa
         ("abs.zip", {"/tmp/evil.nii.gz": b"x"}, 400, "absolute path"),
         ("notes.zip", {"study/notes.txt": b"patient notes"}, 415, "neither DICOM nor NIfTI"),
         ("bomb.zip", {"zeros.nii": bytes(64 << 20)}, 413, "zip bomb"),
+        ("clash.zip", {"a": b"x", "a/b.nii": b"y"}, 400, "cannot be unpacked"),
     ],
 )
 def test_unsafe_or_foreign_zips_are_refused(

@@ -346,6 +346,11 @@ def run_batch(
     """
     options = options or BatchOptions()
     out = Path(out_dir)
+    manifest_path = getattr(manifest, "path", None)
+    if manifest_path is not None:
+        for name in (COHORT_CSV, SUMMARY_JSON):
+            if (out / name).resolve() == Path(manifest_path).resolve():
+                raise OutputError(manifest_path, f"is where the batch writes its {name}: put the manifest elsewhere")
     _check_out_dir(out, options.overwrite)
     started, clock = _now(), time.perf_counter()
     total = len(manifest.entries)
@@ -423,7 +428,11 @@ def _run_on_dask(
             processes=options.processes,
             dashboard_address=None,
         )
-        client = Client(cluster)
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
         torch_threads = options.torch_threads_for_local()
     else:
         try:

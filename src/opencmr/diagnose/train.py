@@ -256,6 +256,7 @@ def nested_cross_validated_proba(
     proba = np.full((len(table.patients), len(GROUPS)), np.nan)
     choices: list[dict[str, float]] = []
     for k, held in enumerate(_folds(table, n_folds, seed, fold_of)):
+        fold_id = int(fold_of[table.patients[held[0]]]) if fold_of is not None else k
         train_rows = np.setdiff1d(np.arange(len(table.patients)), held)
         inner = _subset(table, train_rows)
         mask = predicted[train_rows]
@@ -270,5 +271,5 @@ def nested_cross_validated_proba(
         model = fit_logistic(inner.x, list(inner.groups), c)
         model = dataclasses.replace(model, temperature=temperature)
         proba[held] = model.predict_proba(table.x[held])
-        choices.append({"fold": k, "c": c, "temperature": temperature})
+        choices.append({"fold": fold_id, "c": c, "temperature": temperature})
     return proba, choices

@@ -146,15 +146,19 @@ def _extract(
             raise UploadRejected(400, f"the zip holds a path that leaves its folder ({info.filename!r})")
         if target.exists():
             raise UploadRejected(400, f"the zip holds {info.filename!r} twice")
-        target.parent.mkdir(parents=True, exist_ok=True)
         size = 0
-        with archive.open(info) as src, target.open("xb") as out:
-            while chunk := src.read(_CHUNK):
-                size += len(chunk)
-                total += len(chunk)
-                if size > info.file_size or total > limits.max_uncompressed_bytes:
-                    raise UploadRejected(413, "the zip inflates to more than it declares or than is accepted")
-                out.write(chunk)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as src, target.open("xb") as out:
+                while chunk := src.read(_CHUNK):
+                    size += len(chunk)
+                    total += len(chunk)
+                    if size > info.file_size or total > limits.max_uncompressed_bytes:
+                        raise UploadRejected(413, "the zip inflates to more than it declares or than is accepted")
+                    out.write(chunk)
+        except OSError:  # a member that is also a folder, a name too long, ...: the client's zip, not a server error
+            raise UploadRejected(400, "the zip holds a path that cannot be unpacked (a file and a folder of the same "
+                                 "name, or a name too long)") from None
         written.append(target)
     return written
 
