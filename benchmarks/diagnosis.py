@@ -37,6 +37,7 @@ from rich.table import Table
 from opencmr.diagnose.model import GROUPS
 from opencmr.diagnose.train import (
     FeatureTable,
+    _accuracy_log_loss,
     _sklearn_candidates,
     collect_features,
     cross_validated_proba,
@@ -48,13 +49,6 @@ from opencmr.diagnose.train import (
 )
 
 C_GRID = (0.03, 0.1, 0.3, 1.0, 3.0)
-
-
-def _scores(proba: np.ndarray, truth: list[str]) -> tuple[float, float]:
-    target = np.array([GROUPS.index(g) for g in truth])
-    accuracy = float(np.mean(proba.argmax(axis=1) == target))
-    log_loss = float(-np.mean(np.log(np.clip(proba[np.arange(len(target)), target], 1e-12, 1.0))))
-    return accuracy, log_loss
 
 
 def main() -> None:
@@ -106,7 +100,7 @@ def main() -> None:
         compare.add_column(column)
     for name, fitter in candidates.items():
         proba = cross_validated_proba(table, fitter, args.folds, args.seed, fold_of)[predicted]
-        results[name] = (*_scores(proba, truth), proba)
+        results[name] = (*_accuracy_log_loss(proba, truth), proba)
         compare.add_row(name, f"{results[name][0]:.3f}", f"{results[name][1]:.3f}")
     console.print(compare)
 
@@ -155,7 +149,7 @@ def _report(console: Console, truth: list[str], proba: np.ndarray, n_boot: int, 
     try:
         from opencmr.evaluate.classification import evaluate_classification
     except ImportError:  # pragma: no cover - the evaluation module is part of the package
-        accuracy, log_loss = _scores(proba, truth)
+        accuracy, log_loss = _accuracy_log_loss(proba, truth)
         console.print(f"calibrated cross-validated accuracy {accuracy:.3f}, log loss {log_loss:.3f}")
         return {"accuracy": accuracy, "log_loss": log_loss}
     report = evaluate_classification(truth, proba, GROUPS, n_boot=n_boot, seed=seed)

@@ -39,14 +39,12 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from opencmr.analysis import AnalysisOptions, measure_and_check, subject_of
 from opencmr.evaluate.classification import roc_auc_binary
 from opencmr.evaluate.segmentation import evaluate_volume
 from opencmr.io.read import read_study
 from opencmr.io.study import CineStudy
-from opencmr.measure.function import Subject, measure_function
-from opencmr.qc.checks import run_checks
 from opencmr.qc.perturb import LEVELS, PERTURBATIONS, perturb
-from opencmr.qc.verdict import qc_report
 from opencmr.segment.inference import segment_study
 from opencmr.segment.model import load_model
 
@@ -80,22 +78,9 @@ def _dice(pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, float, float])
 
 
 def _verdict(study: CineStudy, labels, uncertainty) -> tuple[str, list[str], float]:
-    """Verdict, reasons and the raw soft Dice (NaN without uncertainty maps)."""
-    meta = study.metadata
-    subject = Subject(
-        height_cm=meta.height_cm, weight_kg=meta.weight_kg, sex=meta.sex, heart_rate_bpm=meta.heart_rate_bpm
-    )
-    try:
-        measurements = measure_function(labels, subject, ed_frame=meta.ed_frame, es_frame=meta.es_frame)
-        checks = run_checks(study, labels, measurements)
-    except ValueError as exc:
-        return "fail", [f"measurement failed: {exc}"], math.nan
-    scores = None
-    if uncertainty is not None:
-        from opencmr.qc.uncertainty import uncertainty_scores
-
-        scores = uncertainty_scores(labels, uncertainty)
-    report = qc_report(checks, scores)
+    """Verdict, reasons and the raw soft Dice (NaN without uncertainty maps), as ``opencmr analyze`` assesses."""
+    _, report = measure_and_check(study, labels, uncertainty, subject_of(study, AnalysisOptions()))
+    scores = report.uncertainty
     expected = scores.expected_dice_mean if scores is not None else math.nan
     return report.verdict.value, list(report.reasons), expected
 

@@ -3,28 +3,25 @@
 :mod:`opencmr.cli` imports this module to register :data:`meta_app`, and the
 commands here use its ``_user_errors`` decorator and ``console``. To keep the
 import one-way, this module never imports :mod:`opencmr.cli` at import time:
-:func:`_cli_errors` looks ``_user_errors`` up when a command runs (by then
+:func:`opencmr.cli_errors.cli_errors` looks ``_user_errors`` up when a command runs (by then
 ``opencmr.cli`` is fully loaded, whichever module was imported first), and
 commands fetch ``console`` the same way. Importing either module first works.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
+
+from opencmr.cli_errors import cli_errors
 
 meta_app = typer.Typer(
     help="Evidence synthesis: meta-analysis of diagnostic accuracy and of continuous metrics.",
     no_args_is_help=True,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 class MethodChoice(str, Enum):
     """``--method`` values (the library's :class:`~opencmr.meta.continuous.PoolingMethod`, kept here so that
@@ -35,20 +32,8 @@ class MethodChoice(str, Enum):
     fe = "fe"
 
 
-def _cli_errors(func: F) -> F:
-    """``opencmr.cli._user_errors`` applied at call time (one-line errors, exit code 1, ``--debug``)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from opencmr.cli import _user_errors
-
-        return _user_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
 @meta_app.command("mean")
-@_cli_errors
+@cli_errors
 def mean(
     studies_csv: Annotated[
         Path,
@@ -146,7 +131,7 @@ class ConventionChoice(str, Enum):
 
 
 @meta_app.command("dta")
-@_cli_errors
+@cli_errors
 def dta(
     studies_csv: Annotated[
         Path,

@@ -7,31 +7,16 @@ import time; the error handling is looked up when the command runs.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
 
+from opencmr.cli_errors import cli_errors
+
 __all__ = ["serve"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _cli_errors(func: F) -> F:
-    """``opencmr.cli._user_errors`` applied at call time (one-line errors, exit code 1, ``--debug``)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from opencmr.cli import _user_errors
-
-        return _user_errors(func)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@_cli_errors
+@cli_errors
 def serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; anything but loopback requires a token.")
