@@ -175,19 +175,15 @@ def analyze_study(
     Raises
     ------
     InputError
-        The study cannot be read.
+        The study cannot be read, or ``options.orientation`` is ``"check"`` and it looks transposed.
     OutputError
         An output exists and ``options.overwrite`` is False (checked before any work).
-    InputError
-        ``options.orientation`` is ``"check"`` and the study looks transposed.
     """
     from opencmr.diagnose.predict import diagnose, write_diagnosis_json
     from opencmr.errors import InputError
     from opencmr.io.dicom_seg import write_dicom_seg
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_ed_es_pair, read_study
-    from opencmr.measure.output import write_measurements_csv, write_measurements_json
-    from opencmr.measure.plots import plot_volume_curve
     from opencmr.qc.orientation import segment_oriented
     from opencmr.qc.uncertainty import write_uncertainty_nifti
     from opencmr.qc.verdict import write_qc_json
@@ -243,38 +239,11 @@ def analyze_study(
     measurements, qc = measure_and_check(study, labels, maps, subject_of(study, options), orientation)
     if seg_note is not None:
         qc = dataclasses.replace(qc, notes=(*qc.notes, seg_note))
-    if measurements is None:
-        files["qc"] = [
-            write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
-            write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
-        ]
-        result = AnalysisResult(dataclasses.replace(study, labels=labels), None, files, None, qc)
-        files["report"] = [
-            write_report(result, out / REPORT_HTML, segmentation_model=model, overwrite=options.overwrite)
-        ]
-        return result
-    case = _case_name(source)
-    files["measurements_json"] = [
-        write_measurements_json(measurements, out / MEASUREMENTS_JSON, case=case, overwrite=options.overwrite)
-    ]
-    files["measurements_csv"] = [
-        write_measurements_csv(measurements, out / MEASUREMENTS_CSV, case=case, overwrite=options.overwrite)
-    ]
-    if len(measurements.curve.frame_numbers) >= 3:
-        times = study.frame_times_ms
-        files["volume_curve"] = [
-            plot_volume_curve(
-                measurements.curve,
-                measurements.phases,
-                out / VOLUME_CURVE,
-                frame_times_ms=times,
-                overwrite=options.overwrite,
-            )
-        ]
-    if measurements.thickening is not None:
-        files["bullseye"] = _bullseyes(measurements, out, options.overwrite)
-    diagnosis = diagnose(measurements, labels)
-    files["diagnosis"] = [write_diagnosis_json(diagnosis, out / DIAGNOSIS_JSON, overwrite=options.overwrite)]
+    diagnosis = None
+    if measurements is not None:
+        files.update(_write_measurement_outputs(study, labels, measurements, source, out, options.overwrite))
+        diagnosis = diagnose(measurements, labels)
+        files["diagnosis"] = [write_diagnosis_json(diagnosis, out / DIAGNOSIS_JSON, overwrite=options.overwrite)]
     files["qc"] = [
         write_qc_json(qc, out / QC_JSON, overwrite=options.overwrite),
         write_uncertainty_nifti(maps, out / UNCERTAINTY, overwrite=options.overwrite),
@@ -288,6 +257,34 @@ def analyze_study(
     )
     files["report"] = [write_report(result, out / REPORT_HTML, segmentation_model=model, overwrite=options.overwrite)]
     return result
+
+
+def _write_measurement_outputs(
+    study: CineStudy, labels: Any, measurements: Measurements, source: Path, out: Path, overwrite: bool
+) -> dict[str, list[Path]]:
+    """measurements.json/.csv, the volume curve (cine) and the bull's-eyes."""
+    from opencmr.measure.output import write_measurements_csv, write_measurements_json
+    from opencmr.measure.plots import plot_volume_curve
+
+    case = _case_name(source)
+    files = {
+        "measurements_json": [
+            write_measurements_json(measurements, out / MEASUREMENTS_JSON, case=case, overwrite=overwrite)
+        ],
+        "measurements_csv": [
+            write_measurements_csv(measurements, out / MEASUREMENTS_CSV, case=case, overwrite=overwrite)
+        ],
+    }
+    if len(measurements.curve.frame_numbers) >= 3:
+        files["volume_curve"] = [
+            plot_volume_curve(
+                measurements.curve, measurements.phases, out / VOLUME_CURVE, frame_times_ms=study.frame_times_ms,
+                overwrite=overwrite,
+            )
+        ]
+    if measurements.thickening is not None:
+        files["bullseye"] = _bullseyes(measurements, out, overwrite)
+    return files
 
 
 def measure_and_check(

@@ -211,7 +211,7 @@ def qc_report(checks: Sequence[Check], scores: UncertaintyScores | None = None) 
             c for c in checks if c.status is Status.FAIL or (c.status is Status.REVIEW and c.name not in MINOR_CHECKS)
         ]
         minor = [c for c in checks if c.status is Status.REVIEW and c.name in MINOR_CHECKS]
-        verdict = worst_status(deciding) if deciding else Status.PASS
+        verdict = worst_status(deciding)
         reasons = _merge_frames([c.reason for c in deciding])
         findings = _merge_frames([c.reason for c in minor])
         if estimate < ESTIMATED_DICE_FAIL:
