@@ -11,6 +11,11 @@ Analyses run in ``workers`` spawned processes (a crash or a leak in one never
 takes the service down, and matplotlib and PyTorch are not shared between
 threads); each limits PyTorch to its share of the cores. A job found queued or
 running when the service starts (it was stopped mid-way) is queued again.
+
+When a worker process dies (the out-of-memory killer, a crash in native code),
+the pool is broken; :class:`JobManager` fails only the jobs that had started
+(their record says ``running``) and queues the others again, under the same
+id, on a fresh pool (see :class:`JobManager`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-__all__ = ["JobManager", "JobRecord", "JobStatus", "JobStore", "QueueFull", "new_job_id", "run_job", "utc_now"]
+__all__ = [
+    "CRASH_MESSAGE",
+    "MAX_UNEXPLAINED_CRASHES",
+    "JobManager",
+    "JobRecord",
+    "JobStatus",
+    "JobStore",
+    "QueueFull",
+    "new_job_id",
+    "run_job",
+    "utc_now",
+]
 
 log = logging.getLogger("opencmr.service")
 
@@ -40,6 +56,11 @@ JOB_JSON = "job.json"
 UPLOAD_DIR = "upload"
 RESULTS_DIR = "results"
 VIEWER_NPZ = "viewer.npz"
+
+#: The error of a job whose worker process died under it.
+CRASH_MESSAGE = "the analysis process stopped unexpectedly (out of memory?)"
+#: Pool breakages with no job running that a waiting job survives (requeued); the next one fails it.
+MAX_UNEXPLAINED_CRASHES = 2
 
 
 class JobStatus(str, enum.Enum):
@@ -164,19 +185,22 @@ def _init_worker(torch_threads: int) -> None:
 def run_job(job_dir: str, study_path: str, options: dict[str, Any]) -> dict[str, Any]:
     """Analyse one job's study (runs in a worker process); the fields of the record to finish it with.
 
-    Any error ends as ``{"status": "failed", "error": message}`` with the job
-    folder's path left out of the message. A study with nothing measurable is
-    ``done`` with QC verdict ``fail``.
+    The record on disk is marked ``running`` (with ``started``) before
+    anything else. Any error ends as ``{"status": "failed", "error": message}``
+    with the job folder's path left out of the message. A study with nothing
+    measurable is ``done`` with QC verdict ``fail``.
     """
-    from opencmr.analysis import AnalysisOptions, analyze_study
-    from opencmr.errors import OpenCMRError, describe_exception
-    from opencmr.service.slices import write_viewer_data
-
     folder = Path(job_dir)
     record_path = folder / JOB_JSON
     record = JobRecord.from_json(json.loads(record_path.read_text(encoding="utf-8")))
     started = time.monotonic()
+    # first of all (before the imports): JobManager tells a started job from a waiting one by this status
     _write_json_atomic(record_path, dataclasses.replace(record, status=JobStatus.RUNNING, started=utc_now()).to_json())
+
+    from opencmr.analysis import AnalysisOptions, analyze_study
+    from opencmr.errors import OpenCMRError, describe_exception
+    from opencmr.service.slices import write_viewer_data
+
     try:
         result = analyze_study(folder / study_path, folder / RESULTS_DIR, AnalysisOptions(overwrite=True, **options))
         write_viewer_data(result.study, folder / VIEWER_NPZ)
@@ -204,8 +228,31 @@ def _enum_value(value: Any) -> str | None:
     return str(getattr(value, "value", value))
 
 
+@dataclass
+class _Active:
+    """A job handed to a pool: its future, that pool, and what a breakage of the pool means for it."""
+
+    record: JobRecord
+    future: Future[dict[str, Any]]
+    executor: ProcessPoolExecutor
+    unexplained_crashes: int = 0
+    started_when_broken: bool | None = None  # set for every job of a pool when that pool breaks
+
+
 class JobManager:
     """Queues jobs on a bounded process pool and records how they end.
+
+    When a worker process dies, :class:`~concurrent.futures.ProcessPoolExecutor`
+    is broken and fails every job queued or running on it. Only the jobs that
+    had started then (their ``job.json`` says ``running``, which :func:`run_job`
+    writes first of all) are failed, with :data:`CRASH_MESSAGE`; the others
+    are queued again, under the same id and still ``queued``, on a fresh pool.
+    With several workers, every job running at the time is failed: which one
+    killed its process cannot be known. A running job is never queued again,
+    so a study that kills its worker every time ends failed. A breakage with no
+    job running (a worker that could not even start) is blamed on nobody: a
+    waiting job is queued again after at most :data:`MAX_UNEXPLAINED_CRASHES`
+    of those, and fails at the next one, so jobs never cycle for ever.
 
     Parameters
     ----------
@@ -230,10 +277,12 @@ class JobManager:
         self.torch_threads = torch_threads
         self.analysis_options = dict(analysis_options)
         self._executor: ProcessPoolExecutor | None = None
-        self._futures: dict[str, Future[dict[str, Any]]] = {}
+        self._jobs: dict[str, _Active] = {}
         self._lock = threading.Lock()
+        self._closed = False
 
     def _pool(self) -> ProcessPoolExecutor:
+        """The current pool, started when there is none (call with the lock held)."""
         if self._executor is None:
             self._executor = ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -243,11 +292,22 @@ class JobManager:
             )
         return self._executor
 
+    def _retire(self, executor: ProcessPoolExecutor) -> None:
+        """Shut a broken pool down and forget it, if it is still the current one (call with the lock held).
+
+        Every job of a broken pool reports the breakage, each from its own
+        callback: only the first one finds the pool current, so it is shut
+        down and replaced once.
+        """
+        if self._executor is executor:
+            self._executor = None
+            executor.shutdown(wait=False, cancel_futures=True)
+
     @property
     def waiting(self) -> int:
         """Jobs queued or running."""
         with self._lock:
-            return sum(not f.done() for f in self._futures.values())
+            return sum(not active.future.done() for active in self._jobs.values())
 
     def resume(self) -> int:
         """Queue again the jobs a previous run left queued or running; how many."""
@@ -265,27 +325,111 @@ class JobManager:
 
     def _submit(self, record: JobRecord, check_limit: bool) -> None:
         with self._lock:
-            if check_limit and sum(not f.done() for f in self._futures.values()) >= self.max_waiting:
+            if check_limit and sum(not a.future.done() for a in self._jobs.values()) >= self.max_waiting:
                 raise QueueFull
-            options = {**self.analysis_options, **record.options}
-            future = self._pool().submit(run_job, str(self.store.folder(record.id)), record.study_path, options)
-            self._futures[record.id] = future
+            future = self._submit_locked(record, unexplained_crashes=0)
         future.add_done_callback(lambda f, job_id=record.id: self._finished(job_id, f))
         log.info("job %s queued (%d bytes, %s)", record.id, record.upload_bytes, record.input_format)
 
+    def _submit_locked(self, record: JobRecord, unexplained_crashes: int) -> Future[dict[str, Any]]:
+        """Hand a job to the current pool (call with the lock held; add the done callback after releasing it)."""
+        options = {**self.analysis_options, **record.options}
+        args = (str(self.store.folder(record.id)), record.study_path, options)
+        executor = self._pool()
+        try:
+            future = executor.submit(run_job, *args)
+        except BrokenProcessPool:  # it broke a moment ago; its jobs' callbacks have yet to report it
+            self._retire(executor)
+            executor = self._pool()
+            future = executor.submit(run_job, *args)
+        self._jobs[record.id] = _Active(record, future, executor, unexplained_crashes)
+        return future
+
     def _finished(self, job_id: str, future: Future[dict[str, Any]]) -> None:
+        """A job's future is done: record how the job ended, or queue it again after a worker crash."""
+        if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+            self._crashed(job_id, future)
+            return
         with self._lock:
-            self._futures.pop(job_id, None)
+            if self._jobs.get(job_id) is not None and self._jobs[job_id].future is future:
+                del self._jobs[job_id]
         if future.cancelled():
             return
-        try:
+        error = future.exception()
+        if error is not None:
+            outcome = {"status": "failed", "error": f"internal error ({type(error).__name__})"}
+        else:
             outcome = future.result()
-        except BrokenProcessPool:
-            outcome = {"status": "failed", "error": "the analysis process stopped unexpectedly (out of memory?)"}
-            with self._lock:
-                self._executor = None
-        except Exception as exc:  # noqa: BLE001
-            outcome = {"status": "failed", "error": f"internal error ({type(exc).__name__})"}
+        self._record(job_id, outcome)
+
+    def _crashed(self, job_id: str, future: Future[dict[str, Any]]) -> None:
+        """The pool of a job broke while the job was queued or running on it.
+
+        The first job of a broken pool to report it looks at the records of all
+        the pool's jobs (which had started), and retires the pool; each job
+        then fails if it had started (or waited through too many unexplained
+        breakages), or is queued again on a fresh pool.
+        """
+        outcome: dict[str, Any] | None = None
+        requeued: Future[dict[str, Any]] | None = None
+        with self._lock:
+            active = self._jobs.get(job_id)
+            if active is None or active.future is not future:
+                return
+            if active.started_when_broken is None:
+                self._assess_breakage(active.executor)
+            self._retire(active.executor)
+            del self._jobs[job_id]
+            if active.started_when_broken:
+                outcome = {"status": "failed", "error": CRASH_MESSAGE}
+            elif active.unexplained_crashes > MAX_UNEXPLAINED_CRASHES:
+                outcome = {
+                    "status": "failed",
+                    "error": f"{CRASH_MESSAGE}: the analysis processes stopped {active.unexplained_crashes} times "
+                    "before this job could start",
+                }
+            elif self._closed:  # stays queued on disk; resumed at the next start
+                return
+            else:
+                try:
+                    record = self.store.update(job_id, status=JobStatus.QUEUED, started=None)
+                except (KeyError, OSError):  # deleted meanwhile
+                    return
+                try:
+                    requeued = self._submit_locked(record, active.unexplained_crashes)
+                except Exception as exc:  # noqa: BLE001 -- no pool can be started: the job must still end
+                    outcome = {"status": "failed", "error": f"internal error ({type(exc).__name__})"}
+        if requeued is not None:
+            log.warning("job %s queued again: an analysis process stopped before the job started", job_id)
+            requeued.add_done_callback(lambda f: self._finished(job_id, f))
+        elif outcome is not None:
+            self._record(job_id, outcome)
+
+    def _assess_breakage(self, executor: ProcessPoolExecutor) -> None:
+        """Mark which jobs of a broken pool had started (call with the lock held, once per pool).
+
+        The worker processes are dead or being terminated, so the records no
+        longer change. When none had started, the breakage is unexplained and
+        counts against every job of the pool.
+        """
+        jobs = [active for active in self._jobs.values() if active.executor is executor]
+        for active in jobs:
+            try:
+                active.started_when_broken = self.store.get(active.record.id).status is JobStatus.RUNNING
+            except KeyError:  # deleted meanwhile
+                active.started_when_broken = False
+        started = sum(bool(active.started_when_broken) for active in jobs)
+        if not started:
+            for active in jobs:
+                active.unexplained_crashes += 1
+        log.warning(
+            "an analysis process stopped unexpectedly: %d running job(s) failed, %d waiting job(s) to queue again",
+            started,
+            len(jobs) - started,
+        )
+
+    def _record(self, job_id: str, outcome: dict[str, Any]) -> None:
+        """Store how a job ended."""
         error_type = outcome.pop("error_type", None)
         try:
             record = self.store.update(
@@ -301,21 +445,21 @@ class JobManager:
     def cancel(self, job_id: str) -> bool:
         """Cancel a job that has not started; False when it is running (or already finished)."""
         with self._lock:
-            future = self._futures.get(job_id)
-        if future is None:
+            active = self._jobs.get(job_id)
+        if active is None:
             return True
-        return future.cancel()
+        return active.future.cancel()
 
     def is_active(self, job_id: str) -> bool:
         """Whether a job is queued or running in this process."""
         with self._lock:
-            future = self._futures.get(job_id)
-        return future is not None and not future.done()
+            active = self._jobs.get(job_id)
+        return active is not None and not active.future.done()
 
     def shutdown(self) -> None:
         """Stop taking jobs; queued ones stay queued on disk and resume at the next start."""
         with self._lock:
+            self._closed = True
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-
