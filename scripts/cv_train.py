@@ -43,6 +43,15 @@ from pathlib import Path
 import numpy as np
 
 N_FOLDS = 5
+#: Fine-tuning recipes from the bundled model on its own 70/10 split: changes to
+#: the ``candidate`` recipe (TrainingConfig / SegmentationConfig fields).
+CANDIDATES: dict[str, dict[str, object]] = {
+    "candidate": {},
+    "cand-lowlr": {"learning_rate": 3e-4, "seed": 1},
+    "cand-p208": {"patch_size": (208, 208), "learning_rate": 5e-4},
+    "cand-ctx2": {"context_slices": 2},
+    "cand-ctx2-p208": {"context_slices": 2, "patch_size": (208, 208), "learning_rate": 5e-4},
+}
 LEVELS = 127  # 7-bit images
 _FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 1}, {"id": lzma.FILTER_LZMA2, "preset": 9}]
 
@@ -131,14 +140,18 @@ def worker(args: argparse.Namespace) -> None:
     out = args.out / job
     _prepare_run_folder(out, resume=False)
     init = None
-    if job == "candidate":
+    candidate = job in CANDIDATES
+    if candidate:
         bundled = load_model(None)
-        seg = bundled.config
-        init = bundled.network.state_dict()
+        changes = CANDIDATES[job]
+        seg_fields = {f.name for f in dataclasses.fields(SegmentationConfig)}
+        seg = dataclasses.replace(bundled.config, **{k: v for k, v in changes.items() if k in seg_fields})
+        init = bundled.network.state_dict()  # widened by fit() when context_slices grows
         held = set(release_split(groups))
         config = TrainingConfig(iterations=10**7, batch_size=args.batch_size, learning_rate=1e-3, n_validation=10,
                                 validate_every=1000, checkpoint_every=1000, seed=0, threads=args.threads,
                                 time_budget_s=args.budget_s)
+        config = dataclasses.replace(config, **{k: v for k, v in changes.items() if k not in seg_fields})
     else:
         k = int(job.removeprefix("fold"))
         folds = assign_folds(groups)
@@ -157,7 +170,7 @@ def worker(args: argparse.Namespace) -> None:
         "data": f"{args.pack.name} (ACDC training, prepared by scripts/cv_train.py pack; 7-bit images)",
         "train_patients": sorted({c.patient for c in train_cases}),
         "held_out_patients": sorted(held),
-        "held_out_use": "model selection" if job == "candidate" else "logged only; final.pt is the fold model",
+        "held_out_use": "model selection" if candidate else "logged only; final.pt is the fold model",
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "torch": torch.__version__,
     }
@@ -165,8 +178,9 @@ def worker(args: argparse.Namespace) -> None:
     info = {"name": f"opencmr-acdc-unet25d-{job}", "training_data": "ACDC training (shared 80 patients)",
             "train_patients": len(settings["train_patients"]),
             "validation_patients": settings["held_out_patients"]}
-    if job == "candidate":
+    if candidate:
         info["initialised_from"] = bundled.name
+        info["recipe_changes"] = {k: list(v) if isinstance(v, tuple) else v for k, v in CANDIDATES[job].items()}
     fit(train_cases, val_cases, out, seg, config, info=info, init_weights=init)
 
 
@@ -175,7 +189,7 @@ def _to_model_file(run: Path, target: Path) -> str:
     import shutil
 
     job = run.name
-    for name in (("best.pt", "final.pt") if job == "candidate" else ("final.pt",)):
+    for name in (("best.pt", "final.pt") if job in CANDIDATES else ("final.pt",)):
         if (run / name).exists():
             shutil.copyfile(run / name, target)
             return name
@@ -207,7 +221,10 @@ def run(args: argparse.Namespace) -> None:
     _, groups = load_pack(args.pack)
     folds = assign_folds(groups)
     (args.out / "folds.json").write_text(json.dumps({"n_folds": N_FOLDS, "seed": 0, "folds": folds}, indent=1))
-    jobs = [f"fold{k}" for k in range(N_FOLDS)][: args.folds] + (["candidate"] if args.candidate else [])
+    if args.jobs:
+        jobs = list(args.jobs)
+    else:
+        jobs = [f"fold{k}" for k in range(N_FOLDS)][: args.folds] + (["candidate"] if args.candidate else [])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.time()
     procs = {}
@@ -246,7 +263,7 @@ def run(args: argparse.Namespace) -> None:
         log.close()
     summary = {}
     for job in jobs:
-        target = args.out / ("candidate.pt" if job == "candidate" else f"{job}.pt")
+        target = args.out / f"{job}.pt"
         source = _to_model_file(runs / job, target)
         log_csv = runs / job / "log.csv"
         rows = log_csv.read_text().splitlines() if log_csv.exists() else []
@@ -284,6 +301,8 @@ def main() -> None:
             p.add_argument("--deadline-s", type=float, default=500.0, help="workers still running then are stopped")
             p.add_argument("--folds", type=int, default=N_FOLDS, help="train only the first N folds (a dry run)")
             p.add_argument("--no-candidate", dest="candidate", action="store_false")
+            p.add_argument("--jobs", nargs="+", choices=[*(f"fold{k}" for k in range(N_FOLDS)), *CANDIDATES],
+                           help="train these jobs instead (e.g. only fine-tuning recipes)")
         else:
             p.add_argument("--job", required=True)
     args = parser.parse_args()
