@@ -11,6 +11,10 @@ without ``overwrite``), then reads, segments and measures, and writes into
 ``segmentation.dcm``
     for DICOM input, the same labels as a DICOM Segmentation object that
     references the source images (:func:`opencmr.io.dicom_seg.write_dicom_seg`);
+``report_sr.dcm``
+    for DICOM input with measurements, the indices as a DICOM Structured Report
+    (TID 1500 Measurement Report) that references the ED/ES images and the
+    segments of ``segmentation.dcm`` (:func:`opencmr.io.dicom_sr.write_dicom_sr`);
 ``measurements.json``, ``measurements.csv``
     the indices (:mod:`opencmr.measure.function`), one document and one CSV row;
 ``volume_curve.png``
@@ -64,6 +68,7 @@ Progress = Callable[[str, int, int], None]
 
 SEGMENTATION = "segmentation.nii.gz"
 SEGMENTATION_DCM = "segmentation.dcm"
+REPORT_SR_DCM = "report_sr.dcm"
 MEASUREMENTS_JSON = "measurements.json"
 MEASUREMENTS_CSV = "measurements.csv"
 VOLUME_CURVE = "volume_curve.png"
@@ -131,7 +136,7 @@ def _remove_earlier_outputs(out: Path, names: tuple[str, ...]) -> None:
     Only opencmr's own output names are touched (and per-frame segmentation
     files); anything else in the folder is left alone.
     """
-    targets = [out / name for name in (*names, SEGMENTATION_DCM)] + sorted(out.glob("segmentation_frame*.nii.gz"))
+    targets = [out / name for name in (*names, SEGMENTATION_DCM, REPORT_SR_DCM)] + sorted(out.glob("segmentation_frame*.nii.gz"))
     for target in targets:
         if target.is_file():
             target.unlink()
@@ -182,6 +187,7 @@ def analyze_study(
     from opencmr.diagnose.predict import diagnose, write_diagnosis_json
     from opencmr.errors import InputError
     from opencmr.io.dicom_seg import write_dicom_seg
+    from opencmr.io.dicom_sr import write_dicom_sr
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_ed_es_pair, read_study
     from opencmr.qc.orientation import segment_oriented
@@ -213,6 +219,7 @@ def analyze_study(
     dicom = study.metadata.source_format == "dicom"
     if dicom:
         check_writable(out / SEGMENTATION_DCM, options.overwrite)
+        check_writable(out / REPORT_SR_DCM, options.overwrite)
     if options.orientation != "off" and progress is not None:
         progress("checking orientation", 0, 1)
     try:
@@ -228,17 +235,27 @@ def analyze_study(
     files: dict[str, list[Path]] = {
         "segmentation": write_segmentation(labels, out / SEGMENTATION, overwrite=options.overwrite)
     }
-    seg_note = None
+    extra_notes: list[str] = []  # DICOM extras (SEG, SR) a source highdicom refuses: noted, not fatal
     if dicom:
         try:
             files["segmentation_dicom"] = [
                 write_dicom_seg(labels, study, out / SEGMENTATION_DCM, overwrite=options.overwrite)
             ]
         except InputError as exc:  # the SEG is an extra: a source highdicom refuses must not stop the analysis
-            seg_note = f"no segmentation.dcm: {exc.problem}"
+            extra_notes.append(f"no segmentation.dcm: {exc.problem}")
     measurements, qc = measure_and_check(study, labels, maps, subject_of(study, options), orientation)
-    if seg_note is not None:
-        qc = dataclasses.replace(qc, notes=(*qc.notes, seg_note))
+    if dicom and measurements is not None:
+        try:
+            files["report_sr_dicom"] = [
+                write_dicom_sr(
+                    measurements, study, out / REPORT_SR_DCM, overwrite=options.overwrite,
+                    segmentation_path=files["segmentation_dicom"][0] if "segmentation_dicom" in files else None,
+                )
+            ]
+        except InputError as exc:
+            extra_notes.append(f"no report_sr.dcm: {exc.problem}")
+    if extra_notes:
+        qc = dataclasses.replace(qc, notes=(*qc.notes, *extra_notes))
     diagnosis = None
     if measurements is not None:
         files.update(_write_measurement_outputs(study, labels, measurements, source, out, options.overwrite))

@@ -718,7 +718,7 @@ def analyze(
     OUTDIR gets segmentation.nii.gz (per-frame files for an ACDC folder), measurements.json,
     measurements.csv, diagnosis.json, report.html, qc.json (verdict pass/review/fail with reasons),
     uncertainty.nii.gz, bull's-eye plots of wall thickness and thickening, for a cine volume_curve.png, and for
-    DICOM input segmentation.dcm. Height, weight, sex, heart rate and ED/ES come from the study (ACDC Info.cfg,
+    DICOM input segmentation.dcm and report_sr.dcm (the measurements as a DICOM SR). Height, weight, sex, heart rate and ED/ES come from the study (ACDC Info.cfg,
     DICOM) unless given.
     """
     from opencmr.analysis import AnalysisOptions, analyze_study, example_study

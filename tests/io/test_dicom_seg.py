@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import subprocess
 from pathlib import Path
@@ -175,11 +177,22 @@ def test_analyze_writes_the_seg_for_dicom_input_only(tmp_path: Path, phantom: Ph
     np.testing.assert_array_equal(back.data, result.study.labels.data)
     errors, _ = _dciodvfy(tmp_path / "out" / "segmentation.dcm") if shutil.which("dciodvfy") else ([], [])
     assert errors == []
+    # the measurements as a DICOM SR (TID 1500) beside it, referencing the SEG; its EF is measurements.json's
+    assert result.files["report_sr_dicom"] == [tmp_path / "out" / "report_sr.dcm"]
+    sr = pydicom.dcmread(tmp_path / "out" / "report_sr.dcm")
+    assert sr.Modality == "SR"
+    seg_uid = pydicom.dcmread(tmp_path / "out" / "segmentation.dcm").SOPInstanceUID
+    assert seg_uid in str(sr)
+    ef = json.loads((tmp_path / "out" / "measurements.json").read_text())["lv_ef_percent"]
+    assert f"{ef:g}" in str(sr) or f"{ef}" in str(sr)
+    errors, _ = _dciodvfy(tmp_path / "out" / "report_sr.dcm") if shutil.which("dciodvfy") else ([], [])
+    assert errors == []
 
     nifti = tmp_path / "nifti"
     write_phantom(phantom, nifti)
     result = analyze_study(nifti / "phantom_4d.nii.gz", tmp_path / "out2", AnalysisOptions(tta=False))
     assert "segmentation_dicom" not in result.files and not (tmp_path / "out2" / "segmentation.dcm").exists()
+    assert "report_sr_dicom" not in result.files and not (tmp_path / "out2" / "report_sr.dcm").exists()
 
 
 def test_a_source_the_seg_writer_refuses_does_not_stop_the_analysis(tmp_path: Path, phantom: Phantom) -> None:
@@ -196,4 +209,6 @@ def test_a_source_the_seg_writer_refuses_does_not_stop_the_analysis(tmp_path: Pa
     result = analyze_study(source, tmp_path / "out", AnalysisOptions(height_cm=175, weight_kg=70, tta=False))
     assert "segmentation_dicom" not in result.files and not (tmp_path / "out" / "segmentation.dcm").exists()
     assert any(note.startswith("no segmentation.dcm:") for note in result.qc.notes)
+    assert any(note.startswith("no report_sr.dcm:") for note in result.qc.notes)
+    assert not (tmp_path / "out" / "report_sr.dcm").exists()
     assert (tmp_path / "out" / "qc.json").is_file() and (tmp_path / "out" / "report.html").is_file()

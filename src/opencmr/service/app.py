@@ -70,6 +70,7 @@ log = logging.getLogger("opencmr.service")
 RESULT_FILES: dict[str, str] = {
     "segmentation.nii.gz": "application/gzip",
     "segmentation.dcm": "application/dicom",
+    "report_sr.dcm": "application/dicom",
     "measurements.json": "application/json",
     "measurements.csv": "text/csv",
     "diagnosis.json": "application/json",
