@@ -51,6 +51,9 @@ CANDIDATES: dict[str, dict[str, object]] = {
     "cand-p208": {"patch_size": (208, 208), "learning_rate": 5e-4},
     "cand-ctx2": {"context_slices": 2},
     "cand-ctx2-p208": {"context_slices": 2, "patch_size": (208, 208), "learning_rate": 5e-4},
+    # a short low-rate continuation of a cand-ctx2-p208 model (--init), three seeds to average (a model soup)
+    **{f"polish-s{k}": {"context_slices": 2, "patch_size": (208, 208), "learning_rate": 2e-4, "seed": k}
+       for k in range(3)},
 }
 LEVELS = 127  # 7-bit images
 _FILTERS = [{"id": lzma.FILTER_DELTA, "dist": 1}, {"id": lzma.FILTER_LZMA2, "preset": 9}]
@@ -142,7 +145,7 @@ def worker(args: argparse.Namespace) -> None:
     init = None
     candidate = job in CANDIDATES
     if candidate:
-        bundled = load_model(None)
+        bundled = load_model(args.init)
         changes = CANDIDATES[job]
         seg_fields = {f.name for f in dataclasses.fields(SegmentationConfig)}
         seg = dataclasses.replace(bundled.config, **{k: v for k, v in changes.items() if k in seg_fields})
@@ -234,7 +237,7 @@ def run(args: argparse.Namespace) -> None:
         logs.append(log)
         cmd = [sys.executable, str(Path(__file__).resolve()), "worker", "--job", job, "--pack", str(args.pack),
                "--out", str(runs), "--budget-s", str(args.budget_s), "--batch-size", str(args.batch_size),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads)] + (["--init", str(args.init)] if args.init else [])
         procs[job] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     deadline = started + args.deadline_s
     next_report = started + 60
@@ -295,6 +298,8 @@ def main() -> None:
         p.add_argument("--budget-s", type=float, default=420.0, help="training seconds per job")
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--threads", type=int, default=2)
+        p.add_argument("--init", type=Path, default=None,
+                       help="model file the fine-tuning recipes start from (default: the bundled model)")
         if name == "run":
             p.add_argument("--work", type=Path, default=Path("/tmp/cv_runs"),
                            help="run folders (checkpoints stay here)")

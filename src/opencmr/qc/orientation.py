@@ -74,6 +74,7 @@ __all__ = [
     "check_orientation",
     "invert_variant",
     "reorient_study",
+    "segment_as_checked",
     "segment_oriented",
 ]
 
@@ -332,15 +333,27 @@ def segment_oriented(
     the result is what it returns (labels, or labels and uncertainty maps).
     """
     from opencmr.errors import InputError
-    from opencmr.segment.inference import segment_reoriented, segment_study
+    from opencmr.segment.inference import segment_study
 
     if mode not in ("off", "check", "correct"):
         raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {mode!r}")
     if mode == "off":
         return segment_study(study, model, **options), None  # type: ignore[call-overload]
     check = check_orientation(study, model)
-    if check.decision != "corrected":
-        return segment_study(study, model, **options), check  # type: ignore[call-overload]
-    if mode == "check":
+    if check.decision == "corrected" and mode == "check":
         raise InputError(study.metadata.source or "study", check.reason)
-    return segment_reoriented(study, model, check.best_variant, **options), check
+    return segment_as_checked(study, model, check, **options), check
+
+
+def segment_as_checked(study: CineStudy, model: Segmenter, check: OrientationCheck | None, **options: object) -> object:
+    """Segment ``study`` the way an earlier :func:`check_orientation` decided (more frames, other options).
+
+    Reoriented when the check ``"corrected"`` the study, else as it is (also
+    when ``check`` is None: no check was made). ``options`` and the result are
+    :func:`opencmr.segment.inference.segment_study`'s.
+    """
+    from opencmr.segment.inference import segment_reoriented, segment_study
+
+    if check is None or check.decision != "corrected":
+        return segment_study(study, model, **options)  # type: ignore[call-overload]
+    return segment_reoriented(study, model, check.best_variant, **options)
