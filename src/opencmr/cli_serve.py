@@ -34,6 +34,9 @@ def serve(
         Path | None, typer.Option("--token-file", help="File holding the bearer token.", show_default=False)
     ] = None,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="Largest upload in MiB.")] = 1024.0,
+    max_image_mb: Annotated[
+        float, typer.Option("--max-image-mb", min=0.001, help="Largest NIfTI image (voxel data, from its header) in MiB.")
+    ] = 2048.0,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Analyses that run at once (processes).")] = 1,
     tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Test-time augmentation (slower, steadier).")] = True,
 ) -> None:
@@ -48,7 +51,8 @@ def serve(
     if token_file is not None:
         token = read_token_file(token_file)
     config = ServiceConfig(
-        data_dir=data_dir, host=host, port=port, token=token, max_upload_mb=max_upload_mb, workers=workers, tta=tta
+        data_dir=data_dir, host=host, port=port, token=token, max_upload_mb=max_upload_mb, workers=workers, tta=tta,
+        max_image_mb=max_image_mb,
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     display = f"[{host}]" if ":" in host else host

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from opencmr.service.uploads import UploadLimits, UploadRejected, prepare_upload
-from tests.service.conftest import Server, upload, zip_bytes
+from tests.service.conftest import Server, service_config, upload, zip_bytes
 
 HUGE = (4096, 4096, 512, 50)  # int16: 800 GiB of voxels
 
@@ -137,3 +137,15 @@ def test_uncompressed_nifti_is_checked_too(tmp_path: Path) -> None:
     with pytest.raises(UploadRejected, match="800.0 GiB") as caught:
         prepare_upload(received, "cine.nii", tmp_path / "upload")
     assert caught.value.status == 413
+
+
+def test_the_image_limit_is_the_service_configuration(tmp_path: Path) -> None:
+    """``ServiceConfig.max_image_mb`` (``opencmr serve --max-image-mb``) reaches the upload check."""
+    small = Server(service_config(tmp_path / "data", max_image_mb=1))
+    try:
+        reply = upload(small.url, "cine.nii", nifti_bytes((64, 64, 8, 10)))  # 640 KiB of int16: accepted
+        assert reply.status in (200, 201, 202), reply.body
+        reply = upload(small.url, "cine.nii", nifti_bytes((128, 128, 8, 10)))  # 2.5 MiB declared: refused
+        assert reply.status == 413 and "images up to 1.0 MiB" in reply.json()["detail"], reply.body
+    finally:
+        small.stop()

@@ -226,6 +226,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         max_files=config.max_files,
         max_uncompressed_bytes=int(config.max_uncompressed_mb * 1024 * 1024),
         max_compression_ratio=config.max_compression_ratio,
+        max_image_bytes=int(config.max_image_mb * 1024 * 1024),
     )
 
     @asynccontextmanager

@@ -78,6 +78,9 @@ class ServiceConfig:
     max_compression_ratio : float
         Largest uncompressed/compressed ratio of any zip member and of the whole
         zip (zip bombs reach thousands; DICOM and NIfTI rarely exceed 20).
+    max_image_mb : float
+        Largest voxel data of one NIfTI image as its header declares it (a
+        ``.nii.gz`` claiming more is refused before it is inflated).
     tta, orientation : bool, str
         Passed to :class:`~opencmr.analysis.AnalysisOptions`.
     torch_threads : int, optional
@@ -94,6 +97,7 @@ class ServiceConfig:
     max_files: int = 20000
     max_uncompressed_mb: float = 8192.0
     max_compression_ratio: float = 200.0
+    max_image_mb: float = 2048.0
     tta: bool = True
     orientation: str = "correct"
     torch_threads: int | None = None
@@ -110,7 +114,7 @@ class ServiceConfig:
             )
         if not 0 < self.port < 65536:
             raise ServiceConfigError(f"port must be 1-65535, got {self.port}")
-        for name in ("max_upload_mb", "max_uncompressed_mb", "max_compression_ratio"):
+        for name in ("max_upload_mb", "max_uncompressed_mb", "max_compression_ratio", "max_image_mb"):
             if not getattr(self, name) > 0:
                 raise ServiceConfigError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("workers", "max_jobs_waiting", "max_files"):
