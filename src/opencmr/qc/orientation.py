@@ -56,10 +56,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from opencmr.qc.checks import Check, Status
 from opencmr.io.study import CineStudy, Geometry
+from opencmr.qc.checks import Check, Status
 from opencmr.segment.inference import Segmenter, predict_probabilities
-from opencmr.segment.preprocess import prepare_study
+from opencmr.segment.preprocess import class_argmax, prepare_study
 
 __all__ = [
     "AMBIGUOUS_MARGIN",
@@ -217,7 +217,7 @@ class OrientationCheck:
 
 def _scores(probs: torch.Tensor, voxel_ml: float) -> tuple[float, float, float]:
     """Anatomy cosine, mean confidence over the heart and LV volume of probabilities ``(slices, classes, H, W)``."""
-    labels = probs.argmax(1).numpy()
+    labels = class_argmax(probs, 1).numpy()
     heart = labels > 0
     confidence = float(probs.max(1).values.numpy()[heart].mean()) if heart.any() else float("nan")
     lv, rv = np.argwhere(labels == 3)[:, 1:], np.argwhere(labels == 1)[:, 1:]

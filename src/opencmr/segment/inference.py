@@ -32,7 +32,14 @@ from opencmr.labels import STRUCTURES
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.model import load_model
 from opencmr.segment.postprocess import largest_component, postprocess_labels
-from opencmr.segment.preprocess import pad_to_multiple, prepare_study, resample_slices, stack_context, to_source_grid
+from opencmr.segment.preprocess import (
+    class_argmax,
+    pad_to_multiple,
+    prepare_study,
+    resample_slices,
+    stack_context,
+    to_source_grid,
+)
 
 if TYPE_CHECKING:
     from opencmr.qc.orientation import Variant
@@ -135,12 +142,12 @@ def _predict(
             p = torch.flip(p, dims) if dims else p
             total = p if total is None else total + p
             if disagreement:
-                vote = torch.zeros_like(p, dtype=torch.int16).scatter_(1, p.argmax(1, keepdim=True), 1)
+                vote = torch.zeros_like(p, dtype=torch.int16).scatter_(1, class_argmax(p, 1).unsqueeze(1), 1)
                 votes = vote if votes is None else votes + vote
         mean = total / len(views)
         chunks.append(mean)
         if disagreement:
-            agree = votes.gather(1, mean.argmax(1, keepdim=True))[:, 0]
+            agree = votes.gather(1, class_argmax(mean, 1).unsqueeze(1))[:, 0]
             disagree_chunks.append(1.0 - agree.float() / len(views))
     probs = torch.cat(chunks)[..., top : padded.shape[-2] - bottom, left : padded.shape[-1] - right]
     if not disagreement:
@@ -293,7 +300,7 @@ def segment_study(
     else:
         reference_image = torch.from_numpy(prepare_study(dataclasses.replace(study, labels=None), config, frames=[reference]).image[0])
     probs = predict_probabilities(reference_image, forward, config.divisor, ((),), batch_size, config.context_slices)
-    rows_cut, cols_cut = heart_box(probs.argmax(1).numpy(), config, (rows, cols))
+    rows_cut, cols_cut = heart_box(class_argmax(probs, 1).numpy(), config, (rows, cols))
 
     out = np.zeros((n_frames, *study.geometry.shape), np.uint8)
     if return_uncertainty:
@@ -315,7 +322,7 @@ def segment_study(
             spread[:, 0, rows_cut, cols_cut] = d_crop
             # one resampling of probabilities and disagreement together (channels are resampled independently)
             grid = resample_slices(torch.cat([full, spread], 1).permute(1, 0, 2, 3), prepared.geometry, study.geometry)
-            labels = grid[: config.num_classes].argmax(0).to(torch.uint8).numpy()
+            labels = class_argmax(grid[: config.num_classes], 0).to(torch.uint8).numpy()
             entropy[f] = _normalised_entropy(grid[: config.num_classes]).numpy()
             disagreement[f] = grid[config.num_classes].clamp_(0.0, 1.0).numpy()
         else:

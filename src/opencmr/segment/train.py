@@ -46,9 +46,10 @@ from opencmr.labels import Label
 from opencmr.segment.augment import AugmentationConfig, augment_batch
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.data import Case, SliceBank, find_cases, load_cases, split_cases
+from opencmr.segment.inference import predict_probabilities
 from opencmr.segment.model import SegmentationModel, load_model, load_weights_widening_input, save_model
 from opencmr.segment.network import build_network
-from opencmr.segment.inference import predict_probabilities
+from opencmr.segment.preprocess import class_argmax
 
 __all__ = ["TrainingConfig", "TrainingState", "train", "fit", "validate_cases", "ProgressFn"]
 
@@ -130,7 +131,7 @@ def validate_cases(network: torch.nn.Module, cases: list[Case], config: Segmenta
             probs = predict_probabilities(
                 torch.tensor(case.image), lambda b: network(b.to(device)).cpu(), config.divisor, ((),), context=config.context_slices
             )
-            pred = probs.argmax(1).numpy()
+            pred = class_argmax(probs, 1).numpy()
             for structure in structures:
                 scores[structure.abbreviation].append(dice(pred == structure, case.labels == structure))
     network.train()
