@@ -4,7 +4,9 @@ Five segmentation models, one per fold of a 5-fold split of the shared ACDC
 patients (stratified by group), give every patient a segmentation from a
 model that never saw it: the out-of-fold predictions the diagnosis model must
 be trained and judged on (issue 5), and the recipe's cross-validated Dice.
-A sixth job fine-tunes the bundled model on its own 70/10 split.
+A sixth job fine-tunes the bundled model on its own 70/10 split; other
+fine-tuning recipes (:data:`CANDIDATES`, e.g. ``cand-ctx2-p208``, which made
+model v3) are chosen with ``--jobs`` and can start from another model (``--init``).
 
 The work happens on a lent GPU machine, which cannot read ``../shared``, so
 it is done in two steps:

@@ -295,8 +295,11 @@ def _ed_es_with_tta(study: CineStudy, model: Any, labels: Any, maps: Any, orient
     study names, else the LV volume curve's maximum and minimum
     (:func:`opencmr.measure.phases.detect_ed_es`, the rule measuring uses).
     The uncertainty maps of the two frames are replaced too (their view
-    disagreement is then from the flips; the other frames' is 0). Nothing is
-    done when no LV was found (QC reports that).
+    disagreement is then from the flips; the other frames' is 0, and
+    ``n_views`` is the flips'). Nothing is done when no LV was found (QC
+    reports that). Should the flipped segmentation move the curve's maximum or
+    minimum to another frame, measuring follows the curve and uses that frame
+    as segmented in one pass.
     """
     from opencmr.measure.phases import detect_ed_es
     from opencmr.measure.volumes import volume_curve
