@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Literal, Protocol, overload
 import numpy as np
 import torch
 
-from opencmr.errors import InputError
 from opencmr.io.study import CineStudy, LabelMap
 from opencmr.labels import STRUCTURES
 from opencmr.segment.config import SegmentationConfig
