@@ -69,6 +69,13 @@ def test_analyze_without_a_study_runs_the_bundled_example(tmp_path: Path) -> Non
     assert result.exit_code == 0, result.output
     assert "bundled example study" in result.output
     assert (tmp_path / "out" / "example_input" / "dicom").is_dir()
-    for name in ("report.html", "measurements.json", "qc.json", "segmentation.dcm", "diagnosis.json"):
+    for name in ("report.html", "measurements.json", "qc.json", "segmentation.dcm", "report_sr.dcm", "diagnosis.json"):
         assert (tmp_path / "out" / name).is_file(), name
+    # the example's DICOM carries a StudyDate: the report shows it instead of "not recorded"
+    import pydicom
+
+    first = next((tmp_path / "out" / "example_input" / "dicom").rglob("*.dcm"))
+    date = pydicom.dcmread(first).StudyDate
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert re.search(rf"Study date</[^>]+>\s*<[^>]+>{date[:4]}-{date[4:6]}-{date[6:]}<", report), "study date"
     assert json.loads((tmp_path / "out" / "diagnosis.json").read_text())["group"] == "DCM"

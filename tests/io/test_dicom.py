@@ -238,3 +238,12 @@ def test_missing_image_position(cine_folder: Path) -> None:
     _edit(cine_folder / "IM_0005.dcm", lambda ds: delattr(ds, "ImagePositionPatient"))
     error = _raises_naming(cine_folder, lambda: read_dicom_folder(cine_folder), "missing or invalid ImagePosition")
     assert "IM_0005.dcm" in str(error)
+
+
+def test_study_date_is_read_as_an_iso_date(cine_folder: Path) -> None:
+    """StudyDate reaches the metadata (and so the report) as YYYY-MM-DD; absent or malformed, it is None."""
+    date = pydicom.dcmread(cine_folder / "IM_0001.dcm").StudyDate
+    assert read_dicom_folder(cine_folder).metadata.study_date == f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    for path in cine_folder.glob("*.dcm"):
+        _edit(path, lambda ds: setattr(ds, "StudyDate", "20261340"))  # no 40th of the 13th month
+    assert read_dicom_folder(cine_folder).metadata.study_date is None

@@ -133,6 +133,8 @@ class StudyMetadata:
     patient_id: str | None = None
     patient_name: str | None = None
     study_uid: str | None = None
+    study_date: str | None = None
+    """Date of the study as the input records it, ISO ``YYYY-MM-DD`` (DICOM StudyDate); None when it has none."""
     series_uid: str | None = None
     series_description: str | None = None
     height_cm: float | None = None

@@ -134,11 +134,10 @@ def _field(label: str, value: Any) -> Field:
 def identifier_fields(study: CineStudy) -> list[Field]:
     """Patient and study identifiers exactly as the input carries them; ``not recorded`` where it has none."""
     meta = study.metadata
-    provenance = meta.provenance or {}
     return [
         _field("Patient ID", meta.patient_id),
         _field("Patient name", meta.patient_name),
-        _field("Study date", provenance.get("study_date")),
+        _field("Study date", meta.study_date),
         _field("Study instance UID", meta.study_uid),
         _field("Series instance UID", meta.series_uid),
         _field("Series description", meta.series_description),

@@ -336,6 +336,20 @@ def _scaling_notes(stack: Stack) -> list[str]:
     ]
 
 
+def _iso_date(value: str) -> str | None:
+    """A DICOM DA value (``YYYYMMDD``) as ``YYYY-MM-DD``; None when empty or not a valid date.
+
+    >>> _iso_date("20261127"), _iso_date(""), _iso_date("20261340")
+    ('2026-11-27', None, None)
+    """
+    import datetime
+
+    try:
+        return datetime.datetime.strptime(value.strip(), "%Y%m%d").date().isoformat()
+    except ValueError:
+        return None
+
+
 def _metadata(scan: _Scan, stack: Stack, summaries: list[SeriesSummary], notes: list[str]) -> StudyMetadata:
     ds = stack.grid[0][0].dataset
     size_m = number(ds, "PatientSize")
@@ -353,6 +367,7 @@ def _metadata(scan: _Scan, stack: Stack, summaries: list[SeriesSummary], notes: 
         patient_id=text(ds, "PatientID") or None,
         patient_name=text(ds, "PatientName") or None,
         study_uid=text(ds, "StudyInstanceUID") or None,
+        study_date=_iso_date(text(ds, "StudyDate")),
         series_uid=text(ds, "SeriesInstanceUID") or None,
         series_description=text(ds, "SeriesDescription") or None,
         height_cm=round(size_m * 100.0, 6) if size_m else None,
