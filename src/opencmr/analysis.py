@@ -238,7 +238,9 @@ def analyze_study(
     except InputError as exc:
         raise InputError(source, exc.problem) from None
     if cine_tta:
-        labels, maps = _ed_es_with_tta(study, model, labels, maps, orientation)
+        labels, maps = _ed_es_with_tta(
+            study, model, labels, maps, orientation, progress=_stage(progress, "segmenting ED and ES with flips")
+        )
     out.mkdir(parents=True, exist_ok=True)
     if options.overwrite:
         _remove_earlier_outputs(out, fixed)
@@ -286,7 +288,9 @@ def analyze_study(
     return result
 
 
-def _ed_es_with_tta(study: CineStudy, model: Any, labels: Any, maps: Any, orientation: Any) -> tuple[Any, Any]:
+def _ed_es_with_tta(
+    study: CineStudy, model: Any, labels: Any, maps: Any, orientation: Any, progress: Callable[[int, int], None] | None
+) -> tuple[Any, Any]:
     """Segment a cine's ED and ES frames again with test-time flips, in place of their single-pass labels.
 
     The frames measured clinically get the steadier, averaged segmentation;
@@ -310,7 +314,9 @@ def _ed_es_with_tta(study: CineStudy, model: Any, labels: Any, maps: Any, orient
     except ValueError:
         return labels, maps
     frames = sorted({phases.ed_frame, phases.es_frame})
-    again, again_maps = segment_as_checked(study, model, orientation, frames=frames, tta=True, return_uncertainty=True)
+    again, again_maps = segment_as_checked(
+        study, model, orientation, frames=frames, tta=True, return_uncertainty=True, progress=progress
+    )
     index = [labels.frame_numbers.index(f) for f in frames]
     data = labels.data.copy()
     data[index] = again.data
