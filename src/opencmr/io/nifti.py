@@ -30,13 +30,13 @@ from opencmr.labels import LABEL_VALUES
 
 __all__ = [
     "frame_file_names",
-    "read_label_map",
-    "write_segmentation",
     "is_nifti_path",
     "load_nifti_array",
     "read_label_file",
+    "read_label_map",
     "read_nifti",
     "write_label_map",
+    "write_segmentation",
     "write_study_nifti",
 ]
 

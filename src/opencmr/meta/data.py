@@ -28,7 +28,7 @@ import numpy as np
 
 from opencmr.errors import InputError
 
-__all__ = ["CorrectionScope", "ContinuityCorrection", "DtaStudies", "read_dta_csv", "COUNT_COLUMNS"]
+__all__ = ["COUNT_COLUMNS", "ContinuityCorrection", "CorrectionScope", "DtaStudies", "read_dta_csv"]
 
 COUNT_COLUMNS = ("TP", "FP", "FN", "TN")
 _ID_COLUMNS = ("study", "id", "author", "study_id", "name")

@@ -71,12 +71,12 @@ from enum import IntEnum
 import numpy as np
 
 __all__ = [
+    "TISSUE_LABELS",
     "CycleShape",
     "HeartAnatomy",
     "HeartState",
     "Infarct",
     "SeptalHypertrophy",
-    "TISSUE_LABELS",
     "Tissue",
     "half_ellipsoid_volume",
 ]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["AugmentationConfig", "augment_batch", "spatial_augment", "intensity_augment"]
+__all__ = ["AugmentationConfig", "augment_batch", "intensity_augment", "spatial_augment"]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from opencmr.io.read import read_study
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.preprocess import context_indices, prepare_study
 
-__all__ = ["SliceBank", "Case", "load_cases", "find_cases", "split_cases"]
+__all__ = ["Case", "SliceBank", "find_cases", "load_cases", "split_cases"]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from opencmr.io._atomic import atomic_output
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.network import build_network
 
-__all__ = ["load_segmenter", "SegmentationModel", "save_model", "load_model", "default_model_path", "load_weights_widening_input", "FORMAT"]
+__all__ = ["FORMAT", "SegmentationModel", "default_model_path", "load_model", "load_segmenter", "load_weights_widening_input", "save_model"]
 
 FORMAT = "opencmr-segmentation-model"
 FORMAT_VERSION = 1

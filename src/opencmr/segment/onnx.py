@@ -24,7 +24,7 @@ from opencmr.io._atomic import atomic_output
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.model import SegmentationModel
 
-__all__ = ["export_onnx", "load_onnx_model", "OnnxSegmentationModel"]
+__all__ = ["OnnxSegmentationModel", "export_onnx", "load_onnx_model"]
 
 OPSET = 17
 

@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from opencmr.labels import Label
 
-__all__ = ["largest_component", "keep_largest_component", "fill_holes", "postprocess_labels"]
+__all__ = ["fill_holes", "keep_largest_component", "largest_component", "postprocess_labels"]
 
 _FULL = ndimage.generate_binary_structure(3, 3)
 

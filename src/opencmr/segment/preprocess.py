@@ -23,7 +23,7 @@ from opencmr.preprocess.intensity import normalize_intensity
 from opencmr.preprocess.resample import in_plane_grid, resample_to_grid
 from opencmr.segment.config import SegmentationConfig
 
-__all__ = ["PreparedStudy", "class_argmax", "prepare_study", "resample_slices", "to_source_grid", "pad_to_multiple", "stack_context", "context_indices"]
+__all__ = ["PreparedStudy", "class_argmax", "context_indices", "pad_to_multiple", "prepare_study", "resample_slices", "stack_context", "to_source_grid"]
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from opencmr.segment.model import SegmentationModel, load_model, load_weights_wi
 from opencmr.segment.network import build_network
 from opencmr.segment.preprocess import class_argmax
 
-__all__ = ["TrainingConfig", "TrainingState", "train", "fit", "validate_cases", "ProgressFn"]
+__all__ = ["ProgressFn", "TrainingConfig", "TrainingState", "fit", "train", "validate_cases"]
 
 #: ``progress(iteration, total, loss, validation_dice)``; ``validation_dice`` is None between validations.
 ProgressFn = Callable[[int, int, float, float | None], None]
