@@ -45,8 +45,10 @@ from pathlib import Path
 import numpy as np
 
 N_FOLDS = 5
-#: Fine-tuning recipes from the bundled model on its own 70/10 split: changes to
-#: the ``candidate`` recipe (TrainingConfig / SegmentationConfig fields).
+#: Fine-tuning recipes from the bundled model (or ``--init``) on its own 70/10 split: changes to
+#: the ``candidate`` recipe (TrainingConfig / SegmentationConfig fields). The ``cand-*`` recipes
+#: were written against v2 (one context slice, 144-px crops); from v3, which has both changes,
+#: ``cand-ctx2`` and ``cand-p208`` change nothing but the learning rate.
 CANDIDATES: dict[str, dict[str, object]] = {
     "candidate": {},
     "cand-lowlr": {"learning_rate": 3e-4, "seed": 1},

@@ -41,3 +41,17 @@ def test_without_tta_every_frame_is_one_pass(cine: Path, tmp_path: Path) -> None
     result = analyze_study(cine, tmp_path / "out", AnalysisOptions(tta=False, orientation="off"))
     single = segment_study(read_study(cine), load_segmenter(), tta=False)
     np.testing.assert_array_equal(result.study.labels.data, single.data)
+
+
+def test_the_estimated_dice_of_a_cine_is_that_of_its_flipped_ed_and_es_frames(cine: Path, tmp_path: Path) -> None:
+    """The calibration was fitted on flipped segmentations: single-pass frames must not enter the soft Dice."""
+    from opencmr.qc.uncertainty import uncertainty_scores
+
+    result = analyze_study(cine, tmp_path / "out", AnalysisOptions(height_cm=170, weight_kg=70, orientation="off"))
+    study, model = read_study(cine), load_segmenter()
+    measured = sorted({result.measurements.phases.ed_frame, result.measurements.phases.es_frame})
+    labels, maps = segment_study(study, model, frames=measured, tta=True, return_uncertainty=True)
+    expected = uncertainty_scores(labels, maps).expected_dice
+    assert result.qc.uncertainty.expected_dice == pytest.approx(expected, abs=1e-9)
+    everything = uncertainty_scores(*segment_study(study, model, tta=False, return_uncertainty=True)).expected_dice
+    assert everything != pytest.approx(expected, abs=1e-9)  # the frames chosen make a difference

@@ -63,6 +63,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from opencmr.io._atomic import check_writable
 from opencmr.io.study import CineStudy
 from opencmr.measure.body import BsaFormula
@@ -257,15 +259,21 @@ def analyze_study(
             extra_notes.append(f"no segmentation.dcm: {exc.problem}")
     measurements, qc = measure_and_check(study, labels, maps, subject_of(study, options), orientation)
     if dicom and measurements is not None:
-        try:
-            files["report_sr_dicom"] = [
-                write_dicom_sr(
-                    measurements, study, out / REPORT_SR_DCM, overwrite=options.overwrite,
-                    segmentation_path=files["segmentation_dicom"][0] if "segmentation_dicom" in files else None,
-                )
-            ]
-        except InputError as exc:
-            extra_notes.append(f"no report_sr.dcm: {exc.problem}")
+        seg_path = files["segmentation_dicom"][0] if "segmentation_dicom" in files else None
+        for reference in (seg_path, None) if seg_path is not None else (None,):
+            try:  # referencing the SEG's segments; failing that, the source images alone (TID 1501)
+                files["report_sr_dicom"] = [
+                    write_dicom_sr(
+                        measurements, study, out / REPORT_SR_DCM, overwrite=options.overwrite,
+                        segmentation_path=reference,
+                    )
+                ]
+                break
+            except InputError as exc:
+                if reference is None:
+                    extra_notes.append(f"no report_sr.dcm: {exc.problem}")
+                else:
+                    extra_notes.append(f"report_sr.dcm does not reference segmentation.dcm: {exc.problem}")
     if extra_notes:
         qc = dataclasses.replace(qc, notes=(*qc.notes, *extra_notes))
     diagnosis = None
@@ -300,7 +308,10 @@ def _ed_es_with_tta(
     (:func:`opencmr.measure.phases.detect_ed_es`, the rule measuring uses).
     The uncertainty maps of the two frames are replaced too (their view
     disagreement is then from the flips; the other frames' is 0, and
-    ``n_views`` is the flips'). Nothing is done when no LV was found (QC
+    ``n_views`` is the flips'), and the soft-Dice sums behind the estimated
+    Dice are kept for those two frames only (the calibration,
+    :data:`opencmr.qc.verdict.DICE_CALIBRATION`, was fitted on flipped
+    segmentations). Nothing is done when no LV was found (QC
     reports that). Should the flipped segmentation move the curve's maximum or
     minimum to another frame, measuring follows the curve and uses that frame
     as segmented in one pass.
@@ -324,7 +335,9 @@ def _ed_es_with_tta(
     entropy[index], disagreement[index] = again_maps.entropy, again_maps.disagreement
     overlap = None
     if maps.overlap is not None and again_maps.overlap is not None:
-        overlap = maps.overlap.copy()
+        # only the flipped frames' sums: the estimated Dice is calibrated on flipped segmentations, and the
+        # single-pass frames' sharper probabilities would raise it; it is then the ED and ES frames' estimate
+        overlap = np.zeros_like(maps.overlap)
         overlap[index] = again_maps.overlap
     maps = dataclasses.replace(
         maps, entropy=entropy, disagreement=disagreement, overlap=overlap, n_views=again_maps.n_views

@@ -178,12 +178,15 @@ def test_analyze_writes_the_seg_for_dicom_input_only(tmp_path: Path, phantom: Ph
     assert errors == []
     # the measurements as a DICOM SR (TID 1500) beside it, referencing the SEG; its EF is measurements.json's
     assert result.files["report_sr_dicom"] == [tmp_path / "out" / "report_sr.dcm"]
-    sr = pydicom.dcmread(tmp_path / "out" / "report_sr.dcm")
+    import highdicom as hd
+
+    sr = hd.sr.srread(tmp_path / "out" / "report_sr.dcm")
     assert sr.Modality == "SR"
+    groups = {g.tracking_identifier: g for g in sr.content.get_volumetric_roi_measurement_groups()}
     seg_uid = pydicom.dcmread(tmp_path / "out" / "segmentation.dcm").SOPInstanceUID
-    assert seg_uid in str(sr)
-    ef = json.loads((tmp_path / "out" / "measurements.json").read_text())["lv_ef_percent"]
-    assert f"{ef:g}" in str(sr) or f"{ef}" in str(sr)
+    assert groups["LV blood pool"].referenced_segment.referenced_sop_instance_uid == seg_uid
+    ef = next(m for m in groups["LV blood pool"].get_measurements() if m.name.value == "8811-2")  # LVEF by MR
+    assert ef.value == json.loads((tmp_path / "out" / "measurements.json").read_text())["lv_ef_percent"]
     errors, _ = _dciodvfy(tmp_path / "out" / "report_sr.dcm") if shutil.which("dciodvfy") else ([], [])
     assert errors == []
 

@@ -23,7 +23,9 @@ highdicom [2]_, whose content is the "Measurement Report" template TID 1500 [3]_
   group for measurements of a region given as a segment: it references the
   structure's segment in the SEG (the whole segment: PS3.3 Table 10-3 allows
   no frame numbers beside a segment number; the writer checks that the
-  segment covers those phases' images) and, as its source images for
+  segment has frames derived from those phases' images — a SEG leaves out
+  the images where a structure is absent, so not every image has one) and,
+  as its source images for
   segmentation, the same images. The SEG and the source images are listed as
   evidence (Current Requested Procedure Evidence Sequence);
 * every value a numeric measurement (TID 300) with a UCUM unit [4]_, rounded
@@ -466,19 +468,19 @@ def write_dicom_sr(
     if segmentation_path is not None:
         seg = _read_seg(Path(segmentation_path), str(first.StudyInstanceUID))
     modality = _modality(first)
-    algorithm = hd.sr.AlgorithmIdentification(
-        name=algorithm_name, version=version, parameters=_algorithm_parameters(measurements)
-    )
-    groups = []
-    for group in _GROUPS:
-        items = _measurements(group, measurements, modality)
-        if items:  # the RV group is left out when the RV is not measured
-            groups.append(_group(group, items, images, algorithm, seg))
     evidence = [ds for ds, _ in _by_instance(images["ed"] + images["es"])] + ([seg.dataset] if seg else [])
     number = series_number
     if number is None:
         number = int(first.get("SeriesNumber") or 0) + 2000
-    try:
+    try:  # highdicom validates as it builds: anything it refuses is this study's problem, named as such
+        algorithm = hd.sr.AlgorithmIdentification(
+            name=algorithm_name, version=version, parameters=_algorithm_parameters(measurements)
+        )
+        groups = []
+        for group in _GROUPS:
+            items = _measurements(group, measurements, modality)
+            if items:  # the RV group is left out when the RV is not measured
+                groups.append(_group(group, items, images, algorithm, seg))
         device = hd.sr.DeviceObserverIdentifyingAttributes(
             uid=generate_uid(entropy_srcs=["opencmr device observer", algorithm_name, version]),
             name=algorithm_name,

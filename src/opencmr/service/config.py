@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,8 +116,8 @@ class ServiceConfig:
         if not 0 < self.port < 65536:
             raise ServiceConfigError(f"port must be 1-65535, got {self.port}")
         for name in ("max_upload_mb", "max_uncompressed_mb", "max_compression_ratio", "max_image_mb"):
-            if not getattr(self, name) > 0:
-                raise ServiceConfigError(f"{name} must be positive, got {getattr(self, name)}")
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ServiceConfigError(f"{name} must be a positive number, got {getattr(self, name)}")
         for name in ("workers", "max_jobs_waiting", "max_files"):
             if getattr(self, name) < 1:
                 raise ServiceConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -22,6 +22,7 @@ References
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -339,11 +340,13 @@ def _scaling_notes(stack: Stack) -> list[str]:
 def _iso_date(value: str) -> str | None:
     """A DICOM DA value (``YYYYMMDD``) as ``YYYY-MM-DD``; None when empty or not a valid date.
 
-    >>> _iso_date("20261127"), _iso_date(""), _iso_date("20261340")
-    ('2026-11-27', None, None)
+    >>> _iso_date("20261127"), _iso_date(""), _iso_date("20261340"), _iso_date("202611")
+    ('2026-11-27', None, None, None)
     """
     import datetime
 
+    if not re.fullmatch(r"\d{8}", value.strip()):  # strptime alone takes "202611" as 2026-01-01
+        return None
     try:
         return datetime.datetime.strptime(value.strip(), "%Y%m%d").date().isoformat()
     except ValueError:
