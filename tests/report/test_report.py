@@ -102,8 +102,22 @@ def test_identifiers_appear_as_the_input_carries_them(analysed: AnalysisResult, 
     assert meta.patient_id and meta.patient_name and meta.series_description and meta.study_uid  # the DICOM has them
     for value in (meta.patient_id, meta.patient_name, meta.series_description, meta.study_uid, str(meta.source)):
         assert value in page.visible
-    # nothing invented: the reader records no study date, so the report says so
-    assert "Study date not recorded" in page.visible
+    # the study date as the DICOM carries it (StudyDate, shown as YYYY-MM-DD)
+    import pydicom
+
+    first = next(p for p in Path(meta.source).rglob("*") if p.is_file() and pydicom.misc.is_dicom(p))
+    date = pydicom.dcmread(first).StudyDate
+    assert meta.study_date == f"{date[:4]}-{date[4:6]}-{date[6:]}"
+    assert f"Study date {meta.study_date}" in page.visible
+
+
+def test_nothing_is_invented_where_the_input_has_no_identifiers(tmp_path: Path) -> None:
+    """A NIfTI cine carries no study date or patient name: the report says "not recorded"."""
+    folder = tmp_path / "nifti"
+    write_phantom(make_phantom(PhantomConfig(group="NOR", n_frames=2, n_slices=4, seed=1)), folder)
+    result = analyze_study(folder / "phantom_4d.nii.gz", tmp_path / "out", AnalysisOptions(tta=False, orientation="off"))
+    visible = _parse((tmp_path / "out" / "report.html").read_text(encoding="utf-8")).visible
+    assert result.study.metadata.study_date is None and "Study date not recorded" in visible
 
 
 def test_one_overlay_per_slice_per_phase(analysed: AnalysisResult, page: _Page) -> None:
