@@ -68,6 +68,7 @@ from scipy import stats
 
 from opencmr.errors import InputError
 from opencmr.io._atomic import atomic_output
+from opencmr.measure.units import unit_of
 
 __all__ = [
     "AGREEMENT_COLUMNS",
@@ -107,22 +108,6 @@ ID_COLUMNS: tuple[str, ...] = ("case", "case_id", "patient", "patient_id", "id",
 
 #: Cell texts read as a missing value (NaN), compared in lower case after stripping.
 MISSING_TEXTS = frozenset({"", "na", "nan", "n/a", "none", "null"})
-
-#: Unit suffixes of index names (as :mod:`opencmr.measure` writes them), longest first.
-_UNITS: tuple[tuple[str, str], ...] = (
-    ("_l_min_m2", "L/min/m²"),
-    ("_ml_m2", "mL/m²"),
-    ("_g_m2", "g/m²"),
-    ("_l_min", "L/min"),
-    ("_percent", "%"),
-    ("_bpm", "bpm"),
-    ("_ml", "mL"),
-    ("_mm", "mm"),
-    ("_cm", "cm"),
-    ("_kg", "kg"),
-    ("_m2", "m²"),
-    ("_g", "g"),
-)
 
 
 # ---------------------------------------------------------------------------- pairs
@@ -861,18 +846,6 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, float):
         return "NaN" if math.isnan(value) else repr(value)
     return value
-
-
-def unit_of(index: str) -> str:
-    """The unit an index name carries in its suffix (``lv_edv_ml`` -> ``mL``), or ``""``.
-
-    Examples
-    --------
-    >>> unit_of("lv_edv_ml"), unit_of("lv_edv_ml_m2"), unit_of("lv_ef_percent"), unit_of("wall_score")
-    ('mL', 'mL/m²', '%', '')
-    """
-    lowered = index.lower()
-    return next((unit for suffix, unit in _UNITS if lowered.endswith(suffix)), "")
 
 
 def index_file_stem(index: str) -> str:

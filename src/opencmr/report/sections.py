@@ -16,6 +16,7 @@ from typing import Any
 
 from opencmr.io.study import CineStudy
 from opencmr.measure.function import Measurements
+from opencmr.measure.units import unit_of
 
 __all__ = [
     "GROUP_NAMES",
@@ -49,19 +50,6 @@ GROUP_NAMES: Mapping[str, str] = {
     "RV": "abnormal right ventricle",
 }
 
-#: Key suffix -> unit, longest suffix first (see ``opencmr.measure.function.UNITS_NOTE``).
-_UNITS: tuple[tuple[str, str], ...] = (
-    ("_l_min_m2", "L/min/m²"),
-    ("_ml_m2", "mL/m²"),
-    ("_g_m2", "g/m²"),
-    ("_l_min", "L/min"),
-    ("_percent", "%"),
-    ("_ml", "mL"),
-    ("_mm", "mm"),
-    ("_m2", "m²"),
-    ("_g", "g"),
-)
-
 #: Display names of the measurement keys (a key without one is shown as itself).
 _NAMES: Mapping[str, str] = {
     "lv_edv_ml": "LV end-diastolic volume",
@@ -78,20 +66,6 @@ _NAMES: Mapping[str, str] = {
     "bsa_m2": "Body-surface area",
     "max_wall_thickness_mm": "Maximal LV wall thickness",
 }
-
-
-def unit_of(key: str) -> str:
-    """The unit a measurement key carries in its name (``""`` when it carries none).
-
-    Examples
-    --------
-    >>> unit_of("lv_edv_ml_m2"), unit_of("lv_co_l_min"), unit_of("lv_ef_percent"), unit_of("ed_frame")
-    ('mL/m²', 'L/min', '%', '')
-    """
-    for suffix, unit in _UNITS:
-        if key.endswith(suffix):
-            return unit
-    return ""
 
 
 def name_of(key: str) -> str:
