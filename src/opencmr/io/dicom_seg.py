@@ -54,7 +54,16 @@ from opencmr.io.dicom.sources import Source, is_zip_archive
 from opencmr.io.study import CineStudy, LabelMap
 from opencmr.labels import STRUCTURES, Label
 
-__all__ = ["SEGMENT_CODES", "SourceImages", "read_dicom_seg", "source_images", "write_dicom_seg"]
+__all__ = [
+    "SEGMENT_CODES",
+    "SourceImages",
+    "read_dicom_seg",
+    "referenced_image_key",
+    "require_dicom",
+    "segment_label",
+    "source_images",
+    "write_dicom_seg",
+]
 
 #: Segmented property type of each structure (category: Anatomical Structure, SCT 91723000).
 SEGMENT_CODES = {
@@ -62,6 +71,7 @@ SEGMENT_CODES = {
     Label.LV_MYOCARDIUM: codes.SCT.LeftVentricleMyocardium,
     Label.LV_BLOOD_POOL: codes.SCT.LeftVentricle,
 }
+_LABEL_OF_CODE = {(c.value, c.scheme_designator): label for label, c in SEGMENT_CODES.items()}
 
 _SEGMENT_TEXT = {
     Label.RV_BLOOD_POOL: ("RV blood pool", "right ventricular cavity (blood pool)"),
@@ -105,15 +115,34 @@ class SourceImages:
         return str(self.dataset(frame, slice_).SOPInstanceUID), int(self.frame[frame, slice_])
 
 
-def _dicom_provenance(study: CineStudy) -> list[dict]:
+def require_dicom(study: CineStudy, what: str, instead: str) -> object:
+    """Where ``study`` came from (for messages); InputError unless it was read from DICOM with its provenance.
+
+    ``what`` names the object that needs the source images (``"a DICOM SEG"``),
+    ``instead`` what the user has instead (``"write NIfTI labels instead"``).
+    """
     meta = study.metadata
     where = meta.source if meta.source is not None else "study"
     if meta.source_format != "dicom" or not meta.provenance or "slices" not in meta.provenance:
         kind = meta.source_format or "an unknown source"
-        raise InputError(
-            where,
-            f"a DICOM SEG needs a study read from DICOM (this one was read from {kind}); write NIfTI labels instead",
-        )
+        raise InputError(where, f"{what} needs a study read from DICOM (this one was read from {kind}); {instead}")
+    return where
+
+
+def segment_label(item: Dataset) -> Label | None:
+    """The structure of a SEG's SegmentSequence item, by its property type code (:data:`SEGMENT_CODES`); None if other."""
+    code = item.SegmentedPropertyTypeCodeSequence[0]
+    return _LABEL_OF_CODE.get((code.CodeValue, code.CodingSchemeDesignator))
+
+
+def referenced_image_key(ref: Dataset) -> tuple[str, int]:
+    """``(SOP Instance UID, frame number or 0)`` of a Source Image Sequence item (as :meth:`SourceImages.key`)."""
+    return str(ref.ReferencedSOPInstanceUID), int(ref.get("ReferencedFrameNumber", 0) or 0)
+
+
+def _dicom_provenance(study: CineStudy) -> list[dict]:
+    where = require_dicom(study, "a DICOM SEG", "write NIfTI labels instead")
+    meta = study.metadata
     slices = list(meta.provenance["slices"])
     if len(slices) != study.n_slices or any(len(s["files"]) != study.n_frames for s in slices):
         raise InputError(where, "the DICOM provenance does not list one file per frame and slice of the study")
@@ -431,13 +460,12 @@ def read_dicom_seg(path: str | os.PathLike[str], study: CineStudy) -> LabelMap:
         raise InputError(target, f"is not a readable DICOM Segmentation ({describe_exception(exc)})") from None
     if seg.SegmentationType != "BINARY":
         raise InputError(target, f"SegmentationType {seg.SegmentationType} (only BINARY is read)")
-    by_code = {(c.value, c.scheme_designator): label for label, c in SEGMENT_CODES.items()}
     value_of: dict[int, int] = {}
     for item in seg.SegmentSequence:
-        code = item.SegmentedPropertyTypeCodeSequence[0]
-        label = by_code.get((code.CodeValue, code.CodingSchemeDesignator))
+        label = segment_label(item)
         if label is None:
-            raise InputError(target, f"segment {item.SegmentNumber} has an unknown property type {code.CodeMeaning}")
+            meaning = item.SegmentedPropertyTypeCodeSequence[0].CodeMeaning
+            raise InputError(target, f"segment {item.SegmentNumber} has an unknown property type {meaning}")
         value_of[int(item.SegmentNumber)] = int(label)
     sources = source_images(study)
     where_of = {sources.key(f, s): (f, s) for f in range(study.n_frames) for s in range(study.n_slices)}
@@ -447,8 +475,7 @@ def read_dicom_seg(path: str | os.PathLike[str], study: CineStudy) -> LabelMap:
     out = np.zeros((study.n_frames, *study.geometry.shape), np.uint8)
     seen = np.zeros(study.n_frames, bool)
     for k, item in enumerate(seg.PerFrameFunctionalGroupsSequence):
-        ref = item.DerivationImageSequence[0].SourceImageSequence[0]
-        key = (str(ref.ReferencedSOPInstanceUID), int(ref.get("ReferencedFrameNumber", 0) or 0))
+        key = referenced_image_key(item.DerivationImageSequence[0].SourceImageSequence[0])
         if key not in where_of:
             raise InputError(target, f"frame {k + 1} references image {key[0]} that is not in the study")
         f, s = where_of[key]

@@ -103,7 +103,14 @@ from pydicom.uid import SegmentationStorage, generate_uid
 
 from opencmr.errors import InputError, describe_exception
 from opencmr.io._atomic import atomic_output, check_writable
-from opencmr.io.dicom_seg import SEGMENT_CODES, SourceImages, source_images
+from opencmr.io.dicom_seg import (
+    SEGMENT_CODES,
+    SourceImages,
+    referenced_image_key,
+    require_dicom,
+    segment_label,
+    source_images,
+)
 from opencmr.io.study import CineStudy
 from opencmr.labels import Label
 from opencmr.measure.function import MYOCARDIAL_DENSITY_G_ML, Measurements
@@ -214,20 +221,6 @@ _GROUPS = (
 # --------------------------------------------------------------------------- inputs
 
 
-def _check_dicom(study: CineStudy) -> object:
-    """Where the study came from (for messages); InputError unless it was read from DICOM."""
-    meta = study.metadata
-    where = meta.source if meta.source is not None else "study"
-    if meta.source_format != "dicom" or not meta.provenance or "slices" not in meta.provenance:
-        kind = meta.source_format or "an unknown source"
-        raise InputError(
-            where,
-            f"a DICOM SR needs a study read from DICOM (this one was read from {kind}); "
-            "measurements.json holds the measurements instead",
-        )
-    return where
-
-
 def _phase_images(
     study: CineStudy, measurements: Measurements, sources: SourceImages, where: object
 ) -> dict[str, list[tuple[Dataset, int]]]:
@@ -273,11 +266,9 @@ def _read_seg(path: Path, study_uid: str) -> _Seg:
         raise InputError(path, "is not a DICOM Segmentation (SOP Class UID differs)")
     if seg.get("StudyInstanceUID") != study_uid:
         raise InputError(path, "is the segmentation of another study (Study Instance UID differs)")
-    by_code = {(c.value, c.scheme_designator): label for label, c in SEGMENT_CODES.items()}
     numbers: dict[Label, int] = {}
     for item in seg.get("SegmentSequence", []):
-        code = item.SegmentedPropertyTypeCodeSequence[0]
-        label = by_code.get((code.CodeValue, code.CodingSchemeDesignator))
+        label = segment_label(item)
         if label is not None:
             numbers[label] = int(item.SegmentNumber)
     return _Seg(path, seg, numbers)
@@ -291,8 +282,7 @@ def _seg_frames(seg: Dataset, segment: int, keys: set[tuple[str, int]]) -> list[
             continue
         for derivation in item.get("DerivationImageSequence", []):
             for ref in derivation.get("SourceImageSequence", []):
-                key = (str(ref.ReferencedSOPInstanceUID), int(ref.get("ReferencedFrameNumber", 0) or 0))
-                if key in keys:
+                if referenced_image_key(ref) in keys:
                     frames.append(number)
     return sorted(set(frames))
 
@@ -458,7 +448,7 @@ def write_dicom_sr(
     from opencmr import __version__
 
     target = Path(path)
-    where = _check_dicom(study)
+    where = require_dicom(study, "a DICOM SR", "measurements.json holds the measurements instead")
     check_writable(target, overwrite)
     version = algorithm_version or __version__
     sources = source_images(study)
