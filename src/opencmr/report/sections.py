@@ -105,6 +105,11 @@ def _field(label: str, value: Any) -> Field:
     return Field(label, str(value))
 
 
+def _quantity(value: float | None, unit: str) -> str | None:
+    """``"175 cm"`` for a recorded value, None (shown as not recorded) for a missing one."""
+    return None if value is None else f"{value:g} {unit}"
+
+
 def identifier_fields(study: CineStudy) -> list[Field]:
     """Patient and study identifiers exactly as the input carries them; ``not recorded`` where it has none."""
     meta = study.metadata
@@ -134,10 +139,10 @@ def acquisition_fields(study: CineStudy) -> list[Field]:
         _field("Slice thickness", None if thickness is None else f"{thickness:.2f} mm"),
         Field("Frames held", f"{len(frames)}" + ("" if not frames else f" (numbers {frames[0]}–{frames[-1]})")),
         _field("Frames acquired", meta.n_frames_acquired),
-        _field("Height", None if meta.height_cm is None else f"{meta.height_cm:g} cm"),
-        _field("Weight", None if meta.weight_kg is None else f"{meta.weight_kg:g} kg"),
+        _field("Height", _quantity(meta.height_cm, "cm")),
+        _field("Weight", _quantity(meta.weight_kg, "kg")),
         _field("Sex", meta.sex),
-        _field("Heart rate", None if meta.heart_rate_bpm is None else f"{meta.heart_rate_bpm:g} bpm"),
+        _field("Heart rate", _quantity(meta.heart_rate_bpm, "bpm")),
     ]
 
 
@@ -182,9 +187,9 @@ def phase_fields(measurements: Measurements) -> list[Field]:
         Field("Volume method", measurements.curve.method.value),
         Field("BSA formula", subject.bsa_formula.value),
         _field("Sex used for reference ranges", subject.sex),
-        _field("Height used", None if subject.height_cm is None else f"{subject.height_cm:g} cm"),
-        _field("Weight used", None if subject.weight_kg is None else f"{subject.weight_kg:g} kg"),
-        _field("Heart rate used", None if subject.heart_rate_bpm is None else f"{subject.heart_rate_bpm:g} bpm"),
+        _field("Height used", _quantity(subject.height_cm, "cm")),
+        _field("Weight used", _quantity(subject.weight_kg, "kg")),
+        _field("Heart rate used", _quantity(subject.heart_rate_bpm, "bpm")),
     ]
 
 
