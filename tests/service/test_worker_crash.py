@@ -135,3 +135,61 @@ def test_workers_that_never_start_do_not_requeue_jobs_forever(
     assert f"stopped {MAX_UNEXPLAINED_CRASHES + 1} times before this job could start" in ended.error
     assert len(requeue_logs(caplog)) == MAX_UNEXPLAINED_CRASHES
     assert manager.waiting == 0
+
+
+class _RequeueWitness(logging.Handler):
+    """At the moment a job is queued again, notes which of the given processes are still alive."""
+
+    def __init__(self, pids: list[int]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.pids = pids
+        self.alive_at_requeue: list[list[int]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "queued again" in record.getMessage():
+            self.alive_at_requeue.append([pid for pid in self.pids if _alive(pid)])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_with_two_workers_a_waiting_job_is_queued_again_only_once_the_broken_pool_is_gone(
+    store: JobStore, phantom_folder: Path
+) -> None:
+    """The surviving worker of a broken pool could otherwise take the waiting job and start it a second time."""
+    manager = JobManager(store, workers=2, max_waiting=8, torch_threads=1, analysis_options=CHEAP)
+    logger = logging.getLogger("opencmr.service")
+    witness: _RequeueWitness | None = None
+    try:
+        first, second, third = (make_job(store, phantom_folder) for _ in range(3))
+        for job in (first, second, third):
+            manager.submit(job)
+        for job in (first, second):
+            wait_for(when(store, job.id, (JobStatus.RUNNING, *ENDED)), 300, "the first two jobs starting")
+        assert [store.get(job.id).status for job in (first, second)] == [JobStatus.RUNNING] * 2, (
+            "a job ended before a worker could be killed"
+        )
+        broken = manager._executor
+        assert broken is not None
+        pids = list(broken._processes)
+        assert len(pids) == 2
+        witness = _RequeueWitness(pids)
+        logger.addHandler(witness)
+        os.kill(pids[0], signal.SIGKILL)
+
+        for job in (first, second):  # both were running: which one killed its worker cannot be known
+            failed = wait_for(when(store, job.id, ENDED), 120, "a running job ending")
+            assert failed.status is JobStatus.FAILED and failed.error == CRASH_MESSAGE
+        done = wait_for(when(store, third.id, ENDED), 600, "the waiting job ending")
+        assert done.status is JobStatus.DONE, done.error
+    finally:
+        if witness is not None:
+            logger.removeHandler(witness)
+        manager.shutdown()
+    assert witness.alive_at_requeue == [[]]  # queued again once, with no process of the broken pool left
+    assert manager._executor is not broken

@@ -13,9 +13,10 @@ threads); each limits PyTorch to its share of the cores. A job found queued or
 running when the service starts (it was stopped mid-way) is queued again.
 
 When a worker process dies (the out-of-memory killer, a crash in native code),
-the pool is broken; :class:`JobManager` fails only the jobs that had started
-(their record says ``running``) and queues the others again, under the same
-id, on a fresh pool (see :class:`JobManager`).
+the pool is broken; once all its processes are gone, :class:`JobManager`
+fails only the jobs that had started (their record says ``running``) and
+queues the others again, under the same id, on a fresh pool (see
+:class:`JobManager`).
 """
 
 from __future__ import annotations
@@ -230,29 +231,38 @@ def _enum_value(value: Any) -> str | None:
 
 @dataclass
 class _Active:
-    """A job handed to a pool: its future, that pool, and what a breakage of the pool means for it."""
+    """A job handed to a pool: its future, that pool, and how many pool breakages it has waited through."""
 
     record: JobRecord
     future: Future[dict[str, Any]]
     executor: ProcessPoolExecutor
     unexplained_crashes: int = 0
-    started_when_broken: bool | None = None  # set for every job of a pool when that pool breaks
+
+
+def _broke(future: Future[dict[str, Any]]) -> bool:
+    """Whether a future ended because its pool broke."""
+    return future.done() and not future.cancelled() and isinstance(future.exception(), BrokenProcessPool)
 
 
 class JobManager:
     """Queues jobs on a bounded process pool and records how they end.
 
     When a worker process dies, :class:`~concurrent.futures.ProcessPoolExecutor`
-    is broken and fails every job queued or running on it. Only the jobs that
-    had started then (their ``job.json`` says ``running``, which :func:`run_job`
-    writes first of all) are failed, with :data:`CRASH_MESSAGE`; the others
-    are queued again, under the same id and still ``queued``, on a fresh pool.
-    With several workers, every job running at the time is failed: which one
-    killed its process cannot be known. A running job is never queued again,
-    so a study that kills its worker every time ends failed. A breakage with no
-    job running (a worker that could not even start) is blamed on nobody: a
-    waiting job is queued again after at most :data:`MAX_UNEXPLAINED_CRASHES`
-    of those, and fails at the next one, so jobs never cycle for ever.
+    is broken and fails every job queued or running on it. The manager stops
+    using that pool at once (new jobs go to a fresh one) and, from a thread of
+    its own, waits until every process of the broken pool is gone: its other
+    workers could otherwise still take a waiting job and start it while that
+    job is queued again elsewhere. Then the records no longer change, and only
+    the jobs that had started (their ``job.json`` says ``running``, which
+    :func:`run_job` writes first of all) are failed, with
+    :data:`CRASH_MESSAGE`; the others are queued again, under the same id and
+    still ``queued``, on a fresh pool. With several workers, every job running
+    at the time is failed: which one killed its process cannot be known. A
+    running job is never queued again, so a study that kills its worker every
+    time ends failed. A breakage with no job running (a worker that could not
+    even start) is blamed on nobody: a waiting job is queued again after at
+    most :data:`MAX_UNEXPLAINED_CRASHES` of those, and fails at the next one,
+    so jobs never cycle for ever.
 
     Parameters
     ----------
@@ -278,6 +288,7 @@ class JobManager:
         self.analysis_options = dict(analysis_options)
         self._executor: ProcessPoolExecutor | None = None
         self._jobs: dict[str, _Active] = {}
+        self._broken: set[ProcessPoolExecutor] = set()  # broken pools whose jobs are yet to be recovered
         self._lock = threading.Lock()
         self._closed = False
 
@@ -293,15 +304,17 @@ class JobManager:
         return self._executor
 
     def _retire(self, executor: ProcessPoolExecutor) -> None:
-        """Shut a broken pool down and forget it, if it is still the current one (call with the lock held).
+        """A pool broke: stop using it, and recover its jobs once its processes are gone (call with the lock held).
 
-        Every job of a broken pool reports the breakage, each from its own
-        callback: only the first one finds the pool current, so it is shut
-        down and replaced once.
+        Every job of a broken pool reports the breakage, from the pool's own
+        management thread: only the first report starts the recovery.
         """
         if self._executor is executor:
             self._executor = None
-            executor.shutdown(wait=False, cancel_futures=True)
+        if executor in self._broken:
+            return
+        self._broken.add(executor)
+        threading.Thread(target=self._recover, args=(executor,), name="opencmr-pool-recovery", daemon=True).start()
 
     @property
     def waiting(self) -> int:
@@ -346,9 +359,12 @@ class JobManager:
         return future
 
     def _finished(self, job_id: str, future: Future[dict[str, Any]]) -> None:
-        """A job's future is done: record how the job ended, or queue it again after a worker crash."""
-        if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
-            self._crashed(job_id, future)
+        """A job's future is done: record how the job ended (a broken pool's jobs are left to its recovery)."""
+        if _broke(future):
+            with self._lock:
+                active = self._jobs.get(job_id)
+                if active is not None and active.future is future:
+                    self._retire(active.executor)
             return
         with self._lock:
             if self._jobs.get(job_id) is not None and self._jobs[job_id].future is future:
@@ -362,71 +378,65 @@ class JobManager:
             outcome = future.result()
         self._record(job_id, outcome)
 
-    def _crashed(self, job_id: str, future: Future[dict[str, Any]]) -> None:
-        """The pool of a job broke while the job was queued or running on it.
+    def _recover(self, executor: ProcessPoolExecutor) -> None:
+        """Fail or queue again the jobs of a broken pool, once every one of its processes is gone.
 
-        The first job of a broken pool to report it looks at the records of all
-        the pool's jobs (which had started), and retires the pool; each job
-        then fails if it had started (or waited through too many unexplained
-        breakages), or is queued again on a fresh pool.
+        Runs in its own thread: ``shutdown(wait=True)`` returns when the pool's
+        management thread has terminated and joined all its workers (and so
+        has reported the breakage to every job), after which no record of the
+        pool's jobs changes any more.
         """
-        outcome: dict[str, Any] | None = None
-        requeued: Future[dict[str, Any]] | None = None
+        executor.shutdown(wait=True)
+        outcomes: list[tuple[str, dict[str, Any]]] = []
+        requeued: list[tuple[str, Future[dict[str, Any]]]] = []
         with self._lock:
-            active = self._jobs.get(job_id)
-            if active is None or active.future is not future:
-                return
-            if active.started_when_broken is None:
-                self._assess_breakage(active.executor)
-            self._retire(active.executor)
-            del self._jobs[job_id]
-            if active.started_when_broken:
-                outcome = {"status": "failed", "error": CRASH_MESSAGE}
-            elif active.unexplained_crashes > MAX_UNEXPLAINED_CRASHES:
-                outcome = {
-                    "status": "failed",
-                    "error": f"{CRASH_MESSAGE}: the analysis processes stopped {active.unexplained_crashes} times "
-                    "before this job could start",
-                }
-            elif self._closed:  # stays queued on disk; resumed at the next start
-                return
-            else:
-                try:
-                    record = self.store.update(job_id, status=JobStatus.QUEUED, started=None)
-                except (KeyError, OSError):  # deleted meanwhile
-                    return
-                try:
-                    requeued = self._submit_locked(record, active.unexplained_crashes)
-                except Exception as exc:  # noqa: BLE001 -- no pool can be started: the job must still end
-                    outcome = {"status": "failed", "error": f"internal error ({type(exc).__name__})"}
-        if requeued is not None:
+            self._broken.discard(executor)
+            jobs = {
+                job_id: active
+                for job_id, active in self._jobs.items()
+                if active.executor is executor and _broke(active.future)
+            }
+            started = {job_id: self._had_started(job_id) for job_id in jobs}
+            log.warning(
+                "an analysis process stopped unexpectedly: %d running job(s) failed, %d waiting job(s) to queue again",
+                sum(started.values()),
+                len(jobs) - sum(started.values()),
+            )
+            for job_id, active in jobs.items():
+                del self._jobs[job_id]
+                if not any(started.values()):
+                    active.unexplained_crashes += 1
+                if started[job_id]:
+                    outcomes.append((job_id, {"status": "failed", "error": CRASH_MESSAGE}))
+                elif active.unexplained_crashes > MAX_UNEXPLAINED_CRASHES:
+                    error = (
+                        f"{CRASH_MESSAGE}: the analysis processes stopped {active.unexplained_crashes} times "
+                        "before this job could start"
+                    )
+                    outcomes.append((job_id, {"status": "failed", "error": error}))
+                elif not self._closed:  # when closed, it stays queued on disk and resumes at the next start
+                    try:
+                        record = self.store.update(job_id, status=JobStatus.QUEUED, started=None)
+                    except (KeyError, OSError):  # deleted meanwhile
+                        continue
+                    try:
+                        requeued.append((job_id, self._submit_locked(record, active.unexplained_crashes)))
+                    except Exception as exc:  # noqa: BLE001 -- no pool can be started: the job must still end
+                        outcomes.append(
+                            (job_id, {"status": "failed", "error": f"internal error ({type(exc).__name__})"})
+                        )
+        for job_id, future in requeued:
             log.warning("job %s queued again: an analysis process stopped before the job started", job_id)
-            requeued.add_done_callback(lambda f: self._finished(job_id, f))
-        elif outcome is not None:
+            future.add_done_callback(lambda f, job_id=job_id: self._finished(job_id, f))
+        for job_id, outcome in outcomes:
             self._record(job_id, outcome)
 
-    def _assess_breakage(self, executor: ProcessPoolExecutor) -> None:
-        """Mark which jobs of a broken pool had started (call with the lock held, once per pool).
-
-        The worker processes are dead or being terminated, so the records no
-        longer change. When none had started, the breakage is unexplained and
-        counts against every job of the pool.
-        """
-        jobs = [active for active in self._jobs.values() if active.executor is executor]
-        for active in jobs:
-            try:
-                active.started_when_broken = self.store.get(active.record.id).status is JobStatus.RUNNING
-            except KeyError:  # deleted meanwhile
-                active.started_when_broken = False
-        started = sum(bool(active.started_when_broken) for active in jobs)
-        if not started:
-            for active in jobs:
-                active.unexplained_crashes += 1
-        log.warning(
-            "an analysis process stopped unexpectedly: %d running job(s) failed, %d waiting job(s) to queue again",
-            started,
-            len(jobs) - started,
-        )
+    def _had_started(self, job_id: str) -> bool:
+        """Whether a job's record says it started (False when it was deleted meanwhile)."""
+        try:
+            return self.store.get(job_id).status is JobStatus.RUNNING
+        except KeyError:
+            return False
 
     def _record(self, job_id: str, outcome: dict[str, Any]) -> None:
         """Store how a job ended."""
