@@ -70,7 +70,16 @@ from opencmr.io.study import CineStudy
 from opencmr.measure.body import BsaFormula
 from opencmr.measure.function import Measurements, Subject, measure_function
 
-__all__ = ["AnalysisOptions", "AnalysisResult", "analyze_study", "example_study", "measure_and_check", "subject_of"]
+__all__ = [
+    "MAX_FLIP_ROUNDS",
+    "AnalysisOptions",
+    "AnalysisResult",
+    "analyze_study",
+    "example_study",
+    "flip_measured_frames",
+    "measure_and_check",
+    "subject_of",
+]
 
 #: ``progress(stage, done, total)``
 Progress = Callable[[str, int, int], None]
@@ -296,6 +305,10 @@ def analyze_study(
     return result
 
 
+#: Rounds of flipped re-segmentation of a cine's ED and ES frames (see :func:`flip_measured_frames`).
+MAX_FLIP_ROUNDS = 3
+
+
 def _ed_es_with_tta(
     study: CineStudy, model: Any, labels: Any, maps: Any, orientation: Any, progress: Callable[[int, int], None] | None
 ) -> tuple[Any, Any]:
@@ -303,46 +316,94 @@ def _ed_es_with_tta(
 
     The frames measured clinically get the steadier, averaged segmentation;
     the other frames of the volume curve keep one forward pass each (a 30-frame
-    cine costs about a third of flipping every frame). ED and ES are those the
-    study names, else the LV volume curve's maximum and minimum
-    (:func:`opencmr.measure.phases.detect_ed_es`, the rule measuring uses).
-    The uncertainty maps of the two frames are replaced too (their view
+    cine costs about a third of flipping every frame). See
+    :func:`flip_measured_frames`; the flipped frames reuse the orientation
+    decision (:func:`opencmr.qc.orientation.segment_as_checked`).
+    """
+    from opencmr.qc.orientation import segment_as_checked
+
+    def flipped(frames: list[int]) -> tuple[Any, Any]:
+        return segment_as_checked(
+            study, model, orientation, frames=frames, tta=True, return_uncertainty=True, progress=progress
+        )
+
+    return flip_measured_frames(labels, maps, flipped, study.metadata.ed_frame, study.metadata.es_frame)
+
+
+def flip_measured_frames(
+    labels: Any,
+    maps: Any,
+    segment: Callable[[list[int]], tuple[Any, Any]],
+    ed_frame: int | None = None,
+    es_frame: int | None = None,
+    max_rounds: int = MAX_FLIP_ROUNDS,
+) -> tuple[Any, Any]:
+    """Replace the single-pass labels of the frames measuring will use by their flipped segmentation.
+
+    ED and ES are those the study names, else the LV volume curve's maximum
+    and minimum (:func:`opencmr.measure.phases.detect_ed_es`, the rule
+    measuring uses). ``segment(frames)`` gives those frames' labels and
+    uncertainty maps with test-time flips; they replace the single-pass ones.
+    Should the flipped labels move the curve's maximum or minimum to another
+    frame, that frame is segmented with flips too, for at most ``max_rounds``
+    rounds in all (after which measuring follows the curve, and a frame it
+    lands on may be single-pass). Nothing is done when no LV was found (QC
+    reports that).
+
+    The uncertainty maps of the flipped frames are replaced too (their view
     disagreement is then from the flips; the other frames' is 0, and
     ``n_views`` is the flips'), and the soft-Dice sums behind the estimated
-    Dice are kept for those two frames only (the calibration,
-    :data:`opencmr.qc.verdict.DICE_CALIBRATION`, was fitted on flipped
-    segmentations). Nothing is done when no LV was found (QC
-    reports that). Should the flipped segmentation move the curve's maximum or
-    minimum to another frame, measuring follows the curve and uses that frame
-    as segmented in one pass.
+    Dice are kept for the flipped frames only: the calibration
+    (:data:`opencmr.qc.verdict.DICE_CALIBRATION`) was fitted on flipped
+    segmentations, and the single-pass frames' sharper probabilities would
+    raise it.
+
+    Parameters
+    ----------
+    labels : LabelMap
+        Single-pass labels of every frame.
+    maps : UncertaintyMaps
+        Their uncertainty maps.
+    segment : callable
+        Frames (acquisition numbers) to ``(LabelMap, UncertaintyMaps)`` of those frames, flipped.
+    ed_frame, es_frame : int, optional
+        Frames the study names.
+    max_rounds : int
+        Calls of ``segment`` at most.
+
+    Returns
+    -------
+    labels, maps
+        With the flipped frames in place.
     """
     from opencmr.measure.phases import detect_ed_es
     from opencmr.measure.volumes import volume_curve
-    from opencmr.qc.orientation import segment_as_checked
 
-    try:
-        phases = detect_ed_es(volume_curve(labels), study.metadata.ed_frame, study.metadata.es_frame)
-    except ValueError:
-        return labels, maps
-    frames = sorted({phases.ed_frame, phases.es_frame})
-    again, again_maps = segment_as_checked(
-        study, model, orientation, frames=frames, tta=True, return_uncertainty=True, progress=progress
-    )
-    index = [labels.frame_numbers.index(f) for f in frames]
-    data = labels.data.copy()
-    data[index] = again.data
-    entropy, disagreement = maps.entropy.copy(), maps.disagreement.copy()
-    entropy[index], disagreement[index] = again_maps.entropy, again_maps.disagreement
-    overlap = None
-    if maps.overlap is not None and again_maps.overlap is not None:
-        # only the flipped frames' sums: the estimated Dice is calibrated on flipped segmentations, and the
-        # single-pass frames' sharper probabilities would raise it; it is then the ED and ES frames' estimate
-        overlap = np.zeros_like(maps.overlap)
-        overlap[index] = again_maps.overlap
-    maps = dataclasses.replace(
-        maps, entropy=entropy, disagreement=disagreement, overlap=overlap, n_views=again_maps.n_views
-    )
-    return dataclasses.replace(labels, data=data), maps
+    flipped: list[int] = []
+    for _ in range(max_rounds):
+        try:
+            phases = detect_ed_es(volume_curve(labels), ed_frame, es_frame)
+        except ValueError:
+            break
+        frames = sorted({phases.ed_frame, phases.es_frame} - set(flipped))
+        if not frames:
+            break
+        again, again_maps = segment(frames)
+        index = [labels.frame_numbers.index(f) for f in frames]
+        data = labels.data.copy()
+        data[index] = again.data
+        entropy, disagreement = maps.entropy.copy(), maps.disagreement.copy()
+        entropy[index], disagreement[index] = again_maps.entropy, again_maps.disagreement
+        overlap = None
+        if maps.overlap is not None and again_maps.overlap is not None:
+            overlap = maps.overlap.copy() if flipped else np.zeros_like(maps.overlap)
+            overlap[index] = again_maps.overlap
+        labels = dataclasses.replace(labels, data=data)
+        maps = dataclasses.replace(
+            maps, entropy=entropy, disagreement=disagreement, overlap=overlap, n_views=again_maps.n_views
+        )
+        flipped += frames
+    return labels, maps
 
 
 def _write_measurement_outputs(
