@@ -68,6 +68,7 @@ from scipy import stats
 
 from opencmr.errors import InputError
 from opencmr.io._atomic import atomic_output
+from opencmr.meta.pooling import cochran_q, dersimonian_laird_tau2
 
 __all__ = [
     "EffectMeasure",
@@ -185,14 +186,6 @@ def mean_difference_effects(
     return a1 - a2, s1**2 / k1 + s2**2 / k2
 
 
-def _tau2_dl(y: np.ndarray, v: np.ndarray) -> float:
-    w = 1.0 / v
-    mu = np.sum(w * y) / np.sum(w)
-    q = float(np.sum(w * (y - mu) ** 2))
-    c = float(np.sum(w) - np.sum(w**2) / np.sum(w))
-    return max(0.0, (q - (len(y) - 1)) / c)
-
-
 def _reml_score(y: np.ndarray, v: np.ndarray, tau2: float) -> tuple[float, float]:
     """Half the derivative of the restricted log-likelihood, ``y'PPy - tr(P)``, and ``tr(PP)`` (expected information)."""
     w = 1.0 / (v + tau2)
@@ -203,7 +196,7 @@ def _reml_score(y: np.ndarray, v: np.ndarray, tau2: float) -> tuple[float, float
 
 def _tau2_reml(y: np.ndarray, v: np.ndarray, tol: float = 1e-10, max_iter: int = 200) -> tuple[float, int]:
     """REML τ² by Fisher scoring (Viechtbauer 2005), started at DL, kept ≥ 0; returns (τ², iterations)."""
-    tau2 = _tau2_dl(y, v)
+    tau2 = dersimonian_laird_tau2(y, v)
     for iteration in range(1, max_iter + 1):
         score, information = _reml_score(y, v, tau2)
         if tau2 == 0.0 and score <= 0.0:  # likelihood decreasing at the boundary: the estimate is 0
@@ -425,8 +418,7 @@ def pool_inverse_variance(
         raise ValueError(f"{len(names)} labels for {k} studies")
 
     w = 1.0 / v
-    mu_fe = float(np.sum(w * y) / np.sum(w))
-    q = float(np.sum(w * (y - mu_fe) ** 2))
+    q = cochran_q(y, w)
     df = k - 1
     iterations = 0
     if method is PoolingMethod.FE:
@@ -434,7 +426,7 @@ def pool_inverse_variance(
         i2 = max(0.0, 100.0 * (q - df) / q) if q > 0 else 0.0
         h2 = q / df
     else:
-        tau2, iterations = (_tau2_dl(y, v), 0) if method is PoolingMethod.DL else _tau2_reml(y, v)
+        tau2, iterations = (dersimonian_laird_tau2(y, v), 0) if method is PoolingMethod.DL else _tau2_reml(y, v)
         s2 = df * np.sum(w) / (np.sum(w) ** 2 - np.sum(w**2))  # typical within-study variance
         i2 = float(100.0 * tau2 / (tau2 + s2))
         h2 = float((tau2 + s2) / s2)
