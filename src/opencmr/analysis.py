@@ -69,6 +69,7 @@ from opencmr.io._atomic import check_writable
 from opencmr.io.study import CineStudy
 from opencmr.measure.body import BsaFormula
 from opencmr.measure.function import Measurements, Subject, measure_function
+from opencmr.qc.orientation_mode import orientation_mode
 
 __all__ = [
     "MAX_FLIP_ROUNDS",
@@ -114,8 +115,7 @@ class AnalysisOptions:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        if self.orientation not in ("off", "check", "correct"):
-            raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {self.orientation!r}")
+        orientation_mode(self.orientation)
 
 
 @dataclass(frozen=True)

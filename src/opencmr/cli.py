@@ -615,9 +615,12 @@ def measure(
 
 
 def _orientation(value: str) -> str:
-    if value not in ("correct", "check", "off"):
-        raise typer.BadParameter(f"--orientation must be correct, check or off, not {value!r}")
-    return value
+    from opencmr.qc.orientation_mode import orientation_mode
+
+    try:
+        return orientation_mode(value, "--orientation")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def _print_qc(qc: Any) -> None:

@@ -45,6 +45,7 @@ from typing import Any
 
 from opencmr.batch.manifest import Manifest, ManifestEntry
 from opencmr.errors import OutputError
+from opencmr.qc.orientation_mode import orientation_mode
 
 __all__ = [
     "BATCH_JSON",
@@ -108,8 +109,7 @@ class BatchOptions:
             raise ValueError("workers and threads_per_worker must be at least 1")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ValueError("torch_threads must be at least 1")
-        if self.orientation not in ("off", "check", "correct"):
-            raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {self.orientation!r}")
+        orientation_mode(self.orientation)
 
     def torch_threads_for_local(self) -> int:
         """Torch threads per task on the local cluster: the CPUs shared by the concurrent tasks."""

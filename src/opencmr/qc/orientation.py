@@ -58,6 +58,7 @@ import torch
 
 from opencmr.io.study import CineStudy, Geometry
 from opencmr.qc.checks import Check, Status
+from opencmr.qc.orientation_mode import orientation_mode
 from opencmr.segment.inference import Segmenter, predict_probabilities
 from opencmr.segment.preprocess import class_argmax, prepare_study
 
@@ -335,9 +336,7 @@ def segment_oriented(
     from opencmr.errors import InputError
     from opencmr.segment.inference import segment_study
 
-    if mode not in ("off", "check", "correct"):
-        raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {mode!r}")
-    if mode == "off":
+    if orientation_mode(mode) == "off":
         return segment_study(study, model, **options), None  # type: ignore[call-overload]
     check = check_orientation(study, model)
     if check.decision == "corrected" and mode == "check":

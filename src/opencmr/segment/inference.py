@@ -265,8 +265,9 @@ def segment_study(
     UncertaintyMaps
         Only with ``return_uncertainty``: the maps of the same frames on the same grid.
     """
-    if orientation not in ("off", "check", "correct"):
-        raise ValueError(f"orientation must be 'off', 'check' or 'correct', got {orientation!r}")
+    from opencmr.qc.orientation_mode import orientation_mode  # qc builds on segment: imported when used
+
+    orientation_mode(orientation)
     model = model or load_model()
     if orientation != "off":
         return _segment_oriented(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opencmr.errors import OpenCMRError
+from opencmr.qc.orientation_mode import orientation_mode
 
 __all__ = ["ServiceConfig", "ServiceConfigError", "is_loopback", "read_token_file"]
 
@@ -123,8 +124,10 @@ class ServiceConfig:
                 raise ServiceConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.torch_threads is not None and self.torch_threads < 1:
             raise ServiceConfigError(f"torch_threads must be at least 1, got {self.torch_threads}")
-        if self.orientation not in ("off", "check", "correct"):
-            raise ServiceConfigError(f"orientation must be 'off', 'check' or 'correct', got {self.orientation!r}")
+        try:
+            orientation_mode(self.orientation)
+        except ValueError as exc:
+            raise ServiceConfigError(str(exc)) from None
 
     @property
     def max_upload_bytes(self) -> int:
