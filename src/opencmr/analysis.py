@@ -79,6 +79,7 @@ __all__ = [
     "example_study",
     "flip_measured_frames",
     "measure_and_check",
+    "segment_for_analysis",
     "subject_of",
 ]
 
@@ -208,7 +209,6 @@ def analyze_study(
     from opencmr.io.dicom_sr import write_dicom_sr
     from opencmr.io.nifti import frame_file_names, write_segmentation
     from opencmr.io.read import read_ed_es_pair, read_study
-    from opencmr.qc.orientation import segment_oriented
     from opencmr.qc.uncertainty import write_uncertainty_nifti
     from opencmr.qc.verdict import write_qc_json
     from opencmr.report import REPORT_HTML, write_report
@@ -238,20 +238,10 @@ def analyze_study(
     if dicom:
         check_writable(out / SEGMENTATION_DCM, options.overwrite)
         check_writable(out / REPORT_SR_DCM, options.overwrite)
-    if options.orientation != "off" and progress is not None:
-        progress("checking orientation", 0, 1)
-    cine_tta = options.tta and len(study.frame_numbers) > 2  # flips for the ED and ES frames only (see below)
     try:
-        (labels, maps), orientation = segment_oriented(
-            study, model, options.orientation, tta=options.tta and not cine_tta,
-            progress=_stage(progress, "segmenting frames"), return_uncertainty=True,
-        )
+        labels, maps, orientation = segment_for_analysis(study, model, options, progress)
     except InputError as exc:
         raise InputError(source, exc.problem) from None
-    if cine_tta:
-        labels, maps = _ed_es_with_tta(
-            study, model, labels, maps, orientation, progress=_stage(progress, "segmenting ED and ES with flips")
-        )
     out.mkdir(parents=True, exist_ok=True)
     if options.overwrite:
         _remove_earlier_outputs(out, fixed)
@@ -303,6 +293,47 @@ def analyze_study(
     )
     files["report"] = [write_report(result, out / REPORT_HTML, segmentation_model=model, overwrite=options.overwrite)]
     return result
+
+
+def segment_for_analysis(
+    study: CineStudy, model: Any, options: AnalysisOptions | None = None, progress: Progress | None = None
+) -> tuple[Any, Any, Any]:
+    """Segment a study the way ``analyze`` does: the labels, their uncertainty maps and the orientation check.
+
+    The in-plane orientation is checked first (``options.orientation``;
+    :func:`opencmr.qc.orientation.segment_oriented`); with ``options.tta`` an
+    ED/ES study is segmented with test-time flips, a cine once per frame and
+    then its ED and ES frames again with flips (:func:`flip_measured_frames`).
+    ``opencmr diagnose`` segments through here too, so that it measures what
+    ``analyze`` measures.
+
+    Returns
+    -------
+    labels : LabelMap
+    maps : UncertaintyMaps
+    orientation : OrientationCheck or None
+        None when ``options.orientation`` is ``"off"``.
+
+    Raises
+    ------
+    InputError
+        ``options.orientation`` is ``"check"`` and the study looks transposed.
+    """
+    from opencmr.qc.orientation import segment_oriented
+
+    options = options or AnalysisOptions()
+    if options.orientation != "off" and progress is not None:
+        progress("checking orientation", 0, 1)
+    cine_tta = options.tta and len(study.frame_numbers) > 2  # flips for the ED and ES frames only (see below)
+    (labels, maps), orientation = segment_oriented(
+        study, model, options.orientation, tta=options.tta and not cine_tta,
+        progress=_stage(progress, "segmenting frames"), return_uncertainty=True,
+    )
+    if cine_tta:
+        labels, maps = _ed_es_with_tta(
+            study, model, labels, maps, orientation, progress=_stage(progress, "segmenting ED and ES with flips")
+        )
+    return labels, maps, orientation
 
 
 #: Rounds of flipped re-segmentation of a cine's ED and ES frames (see :func:`flip_measured_frames`).

@@ -651,33 +651,36 @@ def diagnose(
     model: ModelOpt = None,
     series: SeriesOpt = None,
     dicom_study: StudyOpt = None,
+    tta: Annotated[bool, typer.Option("--tta/--no-tta", help="Test-time augmentation in segmentation.")] = True,
+    orientation: OrientationOpt = "correct",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write diagnosis.json here.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Cardiomyopathy group (NOR, DCM, HCM, MINF, RV) with calibrated probabilities and an explanation.
 
-    Computed from the images (segmentation, then measurements and features); a group recorded in the
-    input (ACDC Info.cfg) is never read. Needs height and weight (from the study or --height/--weight).
+    Computed from the images (segmented as `analyze` segments them, then measurements and features); a group
+    recorded in the input (ACDC Info.cfg) is never read. Needs height and weight (from the study or
+    --height/--weight).
     """
-    from opencmr.analysis import AnalysisOptions, subject_of
+    from opencmr.analysis import AnalysisOptions, segment_for_analysis, subject_of
     from opencmr.diagnose.predict import diagnose as run_diagnosis
     from opencmr.diagnose.predict import write_diagnosis_json
     from opencmr.errors import InputError
     from opencmr.io._atomic import check_writable
     from opencmr.io.read import read_study
     from opencmr.measure.function import measure_function
-    from opencmr.segment.inference import segment_study
     from opencmr.segment.model import load_segmenter
 
     if json_out is not None:
         check_writable(json_out, overwrite)
+    options = AnalysisOptions(height_cm=height, weight_kg=weight, sex=_sex(sex), tta=tta, orientation=orientation)
     segmenter = load_segmenter(model)
     with _file_progress(str(study)) as progress:
         loaded = read_study(study, series=series, progress=progress, study=dicom_study)
-        frames = [f for f in (loaded.metadata.ed_frame, loaded.metadata.es_frame) if f is not None]
-        labels = segment_study(loaded, segmenter, frames=frames if len(set(frames)) == 2 else None,
-                               progress=lambda done, total: progress("segmenting frames", done, total))
-    options = AnalysisOptions(height_cm=height, weight_kg=weight, sex=_sex(sex))
+        try:
+            labels, _, _ = segment_for_analysis(loaded, segmenter, options, progress)
+        except InputError as exc:
+            raise InputError(study, exc.problem) from None
     meta = loaded.metadata
     try:
         measured = measure_function(labels, subject_of(loaded, options), ed_frame=meta.ed_frame, es_frame=meta.es_frame)

@@ -171,3 +171,22 @@ def test_diagnose_refuses_without_body_size(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["diagnose", str(study)])  # a bare NIfTI: no height, no weight
     assert result.exit_code == 1 and "needs height and weight" in result.output and "Traceback" not in result.output
+
+
+def test_diagnose_gives_what_analyze_reports(dcm_folder: Path, tmp_path: Path) -> None:
+    """Both segment through opencmr.analysis.segment_for_analysis: same labels, same diagnosis.json."""
+    from opencmr.io.nifti import write_study_nifti
+    from tests.qc.test_orientation import transposed
+
+    phantom = make_phantom(PhantomConfig(group="HCM", n_frames=5, n_slices=8, seed=4))
+    cine = write_study_nifti(phantom.study, tmp_path / "cine.nii.gz")
+    sideways = write_study_nifti(transposed(phantom.study), tmp_path / "sideways.nii.gz")  # analyze corrects it
+    body = ["--height", "172", "--weight", "80"]
+    for study, extra in ((dcm_folder, []), (cine, body), (sideways, body)):
+        out = tmp_path / f"analysis_{study.name}"
+        analysed = runner.invoke(app, ["analyze", str(study), "-o", str(out), *extra])
+        assert analysed.exit_code == 0, analysed.output
+        alone = tmp_path / f"{study.name}.json"
+        diagnosed = runner.invoke(app, ["diagnose", str(study), "--json", str(alone), *extra])
+        assert diagnosed.exit_code == 0, diagnosed.output
+        assert json.loads(alone.read_text()) == json.loads((out / "diagnosis.json").read_text()), study
