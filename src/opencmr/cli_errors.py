@@ -1,7 +1,7 @@
 """``cli_errors``: the CLI's error handling for commands defined outside :mod:`opencmr.cli`.
 
-:mod:`opencmr.cli` imports the modules holding the ``meta``, ``batch`` and
-``serve`` commands to register them. To keep that import one-way, those
+:mod:`opencmr.cli` imports the modules holding the ``meta``, ``batch``,
+``serve`` and evaluation commands to register them. To keep that import one-way, those
 modules never import :mod:`opencmr.cli` at import time: :func:`cli_errors`
 looks ``opencmr.cli._user_errors`` up when a command runs (by then
 ``opencmr.cli`` is fully loaded, whichever module was imported first).
