@@ -316,11 +316,15 @@ class JobManager:
         self._broken.add(executor)
         threading.Thread(target=self._recover, args=(executor,), name="opencmr-pool-recovery", daemon=True).start()
 
+    def _unsettled(self, active: _Active) -> bool:
+        """Queued or running, or on a broken pool whose recovery has yet to fail it or queue it again (lock held)."""
+        return not active.future.done() or active.executor in self._broken
+
     @property
     def waiting(self) -> int:
-        """Jobs queued or running."""
+        """Jobs queued or running (counting those of a broken pool that are being recovered)."""
         with self._lock:
-            return sum(not active.future.done() for active in self._jobs.values())
+            return sum(self._unsettled(active) for active in self._jobs.values())
 
     def resume(self) -> int:
         """Queue again the jobs a previous run left queued or running; how many."""
@@ -338,7 +342,7 @@ class JobManager:
 
     def _submit(self, record: JobRecord, check_limit: bool) -> None:
         with self._lock:
-            if check_limit and sum(not a.future.done() for a in self._jobs.values()) >= self.max_waiting:
+            if check_limit and sum(self._unsettled(a) for a in self._jobs.values()) >= self.max_waiting:
                 raise QueueFull
             future = self._submit_locked(record, unexplained_crashes=0)
         future.add_done_callback(lambda f, job_id=record.id: self._finished(job_id, f))
@@ -461,10 +465,10 @@ class JobManager:
         return active.future.cancel()
 
     def is_active(self, job_id: str) -> bool:
-        """Whether a job is queued or running in this process."""
+        """Whether a job is queued or running in this process (or its broken pool is still being recovered)."""
         with self._lock:
             active = self._jobs.get(job_id)
-        return active is not None and not active.future.done()
+            return active is not None and self._unsettled(active)
 
     def shutdown(self) -> None:
         """Stop taking jobs; queued ones stay queued on disk and resume at the next start."""
