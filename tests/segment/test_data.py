@@ -154,3 +154,32 @@ def test_slice_bank_context_channels_are_the_neighbouring_slices_in_either_order
     # without context the draws are those of a plain 2D bank (old runs stay reproducible)
     plain = bank.sample(np.random.default_rng(3), 8, (32, 32), context=0)[0]
     np.testing.assert_array_equal(plain, bank.sample(np.random.default_rng(3), 8, (32, 32))[0])
+
+
+def test_end_slices_are_the_first_and_last_slice_with_a_structure() -> None:
+    from opencmr.segment.data import end_slices
+
+    volume = np.zeros((6, 4, 4), np.uint8)
+    assert end_slices(volume) == ()
+    volume[2, 1, 1] = 1
+    assert end_slices(volume) == (2,)
+    volume[4, 0, 0] = 3
+    assert end_slices(volume) == (2, 4)
+
+
+def test_end_slice_weight_draws_the_ends_that_much_more_often() -> None:
+    from opencmr.segment.data import Case, SliceBank
+
+    labels = np.zeros((6, 16, 16), np.uint8)
+    labels[1:5, 6:10, 6:10] = 3  # heart on slices 1..4: ends 1 and 4; slices 0 and 5 empty
+    image = np.repeat(np.arange(6, dtype=np.float32)[:, None, None], 16, axis=1).repeat(16, axis=2) / 10.0
+    bank = SliceBank([Case("p", 0, image, labels, (1.5, 1.5, 10.0))])
+    rng = np.random.default_rng(0)
+
+    def drawn(weight: float) -> np.ndarray:
+        images, _ = bank.sample(rng, 6000, (8, 8), heart_fraction=1.0, thick_slice_probability=0.0, end_slice_weight=weight)
+        return np.bincount(np.rint(images[:, 0].max(axis=(1, 2)) * 10).astype(int), minlength=6) / 6000
+
+    np.testing.assert_allclose(drawn(1.0), 1 / 6, atol=0.02)
+    share = drawn(4.0)  # weights 1, 4, 1, 1, 4, 1 out of 12
+    np.testing.assert_allclose(share, np.array([1, 4, 1, 1, 4, 1]) / 12, atol=0.02)

@@ -21,7 +21,7 @@ from opencmr.io.read import read_study
 from opencmr.segment.config import SegmentationConfig
 from opencmr.segment.preprocess import context_indices, prepare_study
 
-__all__ = ["Case", "SliceBank", "find_cases", "load_cases", "split_cases"]
+__all__ = ["Case", "SliceBank", "end_slices", "find_cases", "load_cases", "split_cases"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,22 @@ def load_cases(
     return cases
 
 
+def end_slices(labels: np.ndarray) -> tuple[int, ...]:
+    """The first and the last slice of a ``(slices, rows, cols)`` label volume with any structure in it.
+
+    In a short-axis stack these are the most basal and the most apical slices
+    of the heart (which is which depends on the stack's direction), where
+    automatic and manual segmentation disagree most (Bernard et al., IEEE TMI
+    2018): is a basal slice ventricle or atrium?
+
+    >>> v = np.zeros((5, 2, 2), np.uint8); v[1:4, 0, 0] = 3
+    >>> end_slices(v)
+    (1, 3)
+    """
+    present = np.flatnonzero(np.asarray(labels).reshape(len(labels), -1).any(axis=1))
+    return () if present.size == 0 else tuple(sorted({int(present[0]), int(present[-1])}))
+
+
 @dataclass
 class SliceBank:
     """All labelled slices, with their neighbours (for simulated thick slices) and heart boxes."""
@@ -102,6 +118,7 @@ class SliceBank:
 
     def __post_init__(self) -> None:
         self.index = [(c, s) for c, case in enumerate(self.cases) for s in range(case.image.shape[0])]
+        self.ends = {(c, s) for c, case in enumerate(self.cases) for s in end_slices(case.labels)}
         self.boxes = {}
         for c, case in enumerate(self.cases):
             fg_volume = np.argwhere(case.labels > 0)
@@ -117,7 +134,7 @@ class SliceBank:
 
     def sample(
         self, rng: np.random.Generator, batch_size: int, patch: tuple[int, int], heart_fraction: float = 0.5,
-        thick_slice_probability: float = 0.15, context: int = 0,
+        thick_slice_probability: float = 0.15, context: int = 0, end_slice_weight: float = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """A batch of crops ``(batch, 1 + 2 * context, rows, cols)`` float32 and labels ``(batch, rows, cols)`` int64.
 
@@ -127,11 +144,18 @@ class SliceBank:
         ``context`` > 0 the neighbouring slices come as extra channels
         (edge slices repeated, as :func:`opencmr.segment.preprocess.stack_context`
         does), in reversed order for half of the crops, since stacks run
-        base-to-apex or apex-to-base depending on the scanner.
+        base-to-apex or apex-to-base depending on the scanner. A slice at
+        either end of a case's heart (:func:`end_slices`: the most basal and
+        the most apical, where short-axis segmentation errs most) is drawn
+        ``end_slice_weight`` times as often as any other slice (1: uniformly).
         """
         images = np.zeros((batch_size, 1 + 2 * context, *patch), np.float32)
         labels = np.zeros((batch_size, *patch), np.int64)
-        picks = rng.integers(0, len(self.index), batch_size)
+        if end_slice_weight == 1.0:
+            picks = rng.integers(0, len(self.index), batch_size)
+        else:
+            weights = np.array([end_slice_weight if key in self.ends else 1.0 for key in self.index])
+            picks = rng.choice(len(self.index), batch_size, p=weights / weights.sum())
         for b, pick in enumerate(picks):
             c, s = self.index[pick]
             case = self.cases[c]

@@ -74,6 +74,9 @@ class TrainingConfig:
         Iterations between validations and between resumable checkpoints.
     heart_fraction : float
         Share of crops centred near the heart; the rest anywhere in the image.
+    end_slice_weight : float
+        How much more often the most basal and most apical slice of each
+        heart are drawn than other slices (:meth:`opencmr.segment.data.SliceBank.sample`; 1: uniformly).
     seed : int
     threads : int
         CPU threads for torch (0 leaves torch's default).
@@ -92,6 +95,7 @@ class TrainingConfig:
     validate_every: int = 1000
     checkpoint_every: int = 250
     heart_fraction: float = 0.5
+    end_slice_weight: float = 1.0
     seed: int = 0
     threads: int = 2
     time_budget_s: float = 0.0
@@ -100,10 +104,16 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         positive = ("iterations", "batch_size", "validate_every", "checkpoint_every")
         bad = [name for name in positive if int(getattr(self, name)) < 1]
-        if bad or self.learning_rate <= 0 or self.n_validation < 0 or not 0 <= self.heart_fraction <= 1 or self.time_budget_s < 0:
-            raise ValueError(
-                f"invalid training settings: {bad or 'learning_rate, n_validation, heart_fraction or time_budget_s'}"
-            )
+        checks = {
+            "learning_rate": self.learning_rate > 0,
+            "n_validation": self.n_validation >= 0,
+            "heart_fraction": 0 <= self.heart_fraction <= 1,
+            "time_budget_s": self.time_budget_s >= 0,
+            "end_slice_weight": self.end_slice_weight > 0,
+        }
+        bad += [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid training settings: {', '.join(bad)}")
 
 
 @dataclass
@@ -224,6 +234,7 @@ def _run_settings(seg: SegmentationConfig, cfg: TrainingConfig, train: list[Path
 def _check_same_run(out_dir: Path, settings: dict[str, Any]) -> None:
     saved = json.loads((out_dir / "run.json").read_text())
     saved.get("training", {}).pop("threads", None)  # free to change between sessions
+    saved.get("training", {}).setdefault("end_slice_weight", 1.0)  # runs from before the setting sampled uniformly
     for key in ("segmentation", "training", "augmentation", "train_patients", "validation_patients"):
         if json.loads(json.dumps(settings[key])) != saved.get(key):
             raise InputError(out_dir / "run.json", f"the run was started with other {key}; resume it with the same settings")
@@ -373,7 +384,8 @@ def fit(
             for group in optimiser.param_groups:
                 group["lr"] = lr
             images, labels = bank.sample(
-                np_rng, config.batch_size, seg_config.patch_size, config.heart_fraction, context=seg_config.context_slices
+                np_rng, config.batch_size, seg_config.patch_size, config.heart_fraction, context=seg_config.context_slices,
+                end_slice_weight=config.end_slice_weight,
             )
             x, y = augment_batch(torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device), config.augmentation, gen)
             optimiser.zero_grad(set_to_none=True)
