@@ -368,12 +368,22 @@ ModelOpt = Annotated[
 ]
 
 
+def _orientation(value: str) -> str:
+    from opencmr.qc.orientation_mode import orientation_mode
+
+    try:
+        return orientation_mode(value, "--orientation")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 OrientationOpt = Annotated[
     str,
     typer.Option(
         "--orientation",
         help="In-plane orientation safety: 'correct' segments a transposed or 90-degree-rotated study the way "
         "the model expects and maps the labels back; 'check' refuses it; 'off' skips the check.",
+        callback=_orientation,
     ),
 ]
 
@@ -432,7 +442,7 @@ def segment(
         started = time.perf_counter()
         try:
             result, check = segment_oriented(
-                loaded, segmenter, _orientation(orientation), tta=tta, return_uncertainty=qc,
+                loaded, segmenter, orientation, tta=tta, return_uncertainty=qc,
                 progress=lambda done, total: progress("segmenting frames", done, total),
             )
         except InputError as exc:
@@ -602,15 +612,6 @@ def measure(
         console.print(f"wrote {out / 'measurements.json'} and {out / 'measurements.csv'}", highlight=False)
 
 
-def _orientation(value: str) -> str:
-    from opencmr.qc.orientation_mode import orientation_mode
-
-    try:
-        return orientation_mode(value, "--orientation")
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
 def _print_qc(qc: Any) -> None:
     colour = {"pass": "green", "review": "yellow", "fail": "red"}[qc.verdict.value]
     console.print(f"[bold {colour}]QC: {qc.verdict.value}[/]", highlight=False)
@@ -661,7 +662,9 @@ def diagnose(
 
     if json_out is not None:
         check_writable(json_out, overwrite)
-    options = AnalysisOptions(height_cm=height, weight_kg=weight, sex=_sex(sex), tta=tta, orientation=orientation)
+    options = AnalysisOptions(
+        height_cm=height, weight_kg=weight, sex=_sex(sex), tta=tta, orientation=orientation
+    )
     segmenter = load_segmenter(model)
     with _file_progress(str(study)) as progress:
         loaded = read_study(study, series=series, progress=progress, study=dicom_study)
@@ -729,7 +732,7 @@ def analyze(
     source = studies[0] if studies else study
     options = AnalysisOptions(
         height_cm=height, weight_kg=weight, sex=_sex(sex), heart_rate_bpm=hr, bsa_formula=_bsa_formula(bsa),
-        series=series, study=dicom_study, model=model, tta=tta, orientation=_orientation(orientation),
+        series=series, study=dicom_study, model=model, tta=tta, orientation=orientation,
         overwrite=overwrite,
     )
     with _file_progress(str(source)) as progress:

@@ -1,7 +1,8 @@
-"""Every entry point refuses an unknown orientation mode with the same message, before any work."""
+"""Every entry point refuses an unknown orientation mode with the same message, before any work (the CLI: while parsing)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,12 @@ def test_an_unknown_mode_is_refused_with_one_message(tmp_path: Path) -> None:
         ServiceConfig(data_dir=tmp_path, orientation="sideways")
 
 
-def test_the_cli_names_the_option(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["analyze", str(tmp_path), "-o", str(tmp_path / "out"), "--orientation", "sideways"])
+@pytest.mark.parametrize("command", ["analyze", "diagnose", "segment"])
+def test_the_cli_names_the_option(command: str, tmp_path: Path) -> None:
+    out = {"analyze": ["-o", str(tmp_path / "out")], "segment": ["-o", str(tmp_path / "out.nii.gz")]}.get(command, [])
+    result = CliRunner().invoke(app, [command, str(tmp_path), *out, "--orientation", "sideways"])
     assert result.exit_code != 0
-    assert "--orientation " + MESSAGE in " ".join(result.output.split())
-    assert not (tmp_path / "out").exists()
+    text = " ".join(re.sub("[\u2500-\u257f]", " ", result.output).split())  # without rich's box drawing
+    assert "--orientation " + MESSAGE in text
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.nii.gz").exists()
