@@ -193,3 +193,35 @@ def test_with_two_workers_a_waiting_job_is_queued_again_only_once_the_broken_poo
         manager.shutdown()
     assert witness.alive_at_requeue == [[]]  # queued again once, with no process of the broken pool left
     assert manager._executor is not broken
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the pool thread's, before 3.12
+def test_a_job_deleted_while_waiting_does_not_strand_the_others_when_a_worker_dies(
+    manager: JobManager, store: JobStore, phantom_folder: Path
+) -> None:
+    """A cancelled future in a broken pool stops Python 3.11's pool thread half-way (CPython gh-107219).
+
+    One worker: the first job runs, the next two wait in the pool's call queue,
+    the fourth (deleted, as ``DELETE /studies/{id}`` does) and the fifth wait in
+    its pending list. Then the worker is killed. The jobs after the deleted one
+    must still be queued again and finish, not stay pending for ever.
+    """
+    jobs = [make_job(store, phantom_folder) for _ in range(5)]
+    for job in jobs:
+        manager.submit(job)
+    wait_for(when(store, jobs[0].id, (JobStatus.RUNNING, *ENDED)), 300, "the first job starting")
+    time.sleep(0.5)  # the pool moves the next jobs into its call queue
+    assert store.get(jobs[0].id).status is JobStatus.RUNNING, "the first job ended before its worker could be killed"
+    assert manager.cancel(jobs[3].id), "the fourth job had already left the pool's pending list"
+    store.delete(jobs[3].id)
+    broken = manager._executor
+    assert broken is not None
+    os.kill(next(iter(broken._processes)), signal.SIGKILL)
+
+    failed = wait_for(when(store, jobs[0].id, ENDED), 120, "the running job ending")
+    assert failed.status is JobStatus.FAILED and failed.error == CRASH_MESSAGE
+    for job in (jobs[1], jobs[2], jobs[4]):
+        done = wait_for(when(store, job.id, ENDED), 600, "a waiting job ending")
+        assert done.status is JobStatus.DONE, done.error
+    assert not store.folder(jobs[3].id).exists()
+    assert manager.waiting == 0

@@ -388,9 +388,26 @@ class JobManager:
         Runs in its own thread: ``shutdown(wait=True)`` returns when the pool's
         management thread has terminated and joined all its workers (and so
         has reported the breakage to every job), after which no record of the
-        pool's jobs changes any more.
+        pool's jobs changes any more. Before Python 3.12 that thread can stop
+        half-way (CPython gh-107219: a job cancelled while waiting in the pool
+        makes it raise ``InvalidStateError``), leaving workers alive and later
+        jobs' futures pending for ever; the workers are then terminated here
+        and those jobs are treated as the pool's other jobs.
         """
-        executor.shutdown(wait=True)
+        processes = list((getattr(executor, "_processes", None) or {}).values())  # gone after shutdown()
+        try:
+            executor.shutdown(wait=True)
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join(timeout=60)
+            self._settle(executor)
+        finally:
+            with self._lock:
+                self._broken.discard(executor)
+
+    def _settle(self, executor: ProcessPoolExecutor) -> None:
+        """Fail the started jobs of a broken pool whose processes are all gone; queue the others again."""
         outcomes: list[tuple[str, dict[str, Any]]] = []
         requeued: list[tuple[str, Future[dict[str, Any]]]] = []
         with self._lock:
@@ -398,7 +415,7 @@ class JobManager:
             jobs = {
                 job_id: active
                 for job_id, active in self._jobs.items()
-                if active.executor is executor and _broke(active.future)
+                if active.executor is executor and (_broke(active.future) or not active.future.done())
             }
             started = {job_id: self._had_started(job_id) for job_id in jobs}
             log.warning(
@@ -450,6 +467,9 @@ class JobManager:
                 job_id, **{**outcome, "status": JobStatus(outcome["status"]), "finished": utc_now()}
             )
         except KeyError:  # deleted meanwhile
+            return
+        except OSError as exc:  # a full or failing disk: the record stays as it was; say so, and go on
+            log.error("job %s: could not record how it ended (%s)", job_id, exc.strerror or exc)
             return
         if record.status is JobStatus.DONE:
             log.info("job %s done in %.1f s (QC %s)", job_id, record.duration_s or 0.0, record.qc_verdict)
