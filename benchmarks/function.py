@@ -66,7 +66,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     console = Console(width=150)
     if args.folds:
+        if args.model:
+            sys.exit("--folds and --model exclude each other: the fold models are in the --folds folder")
         folds = json.loads((Path(args.folds) / "folds.json").read_text())["folds"]
+        unknown = sorted(set(args.patients or ()) - set(folds))
+        if unknown:
+            sys.exit(f"not in {args.folds}/folds.json: {', '.join(unknown)}")
         fold_models = {k: load_segmenter(Path(args.folds) / f"fold{k}.pt") for k in sorted(set(folds.values()))}
         model_of = {name: fold_models[k] for name, k in folds.items()}
         patients = args.patients or sorted(folds)
@@ -125,7 +130,8 @@ def main() -> None:
             TARGETS.get(row.index, ""),
         )
     console.print(table)
-    console.print(_lvef_by_slice_table(slices, patients))
+    if len(patients) >= 3:  # Bland-Altman limits need 3 pairs
+        console.print(_lvef_by_slice_table(slices, patients))
     console.print(
         f"segmentation + measurement: {seconds / len(patients):.2f} s per patient (ED+ES, {args.threads} threads)"
     )
@@ -150,6 +156,19 @@ def _lv_slices(labels, frames: tuple[int, int]) -> np.ndarray:  # type: ignore[n
     return (labels.data[index] == int(Label.LV_BLOOD_POOL)).sum(axis=(2, 3)) * voxel_ml
 
 
+def _base_first(lv_ed: np.ndarray) -> bool:
+    """Whether the stack starts at the base: the expert's ED LV volume is centred before the middle of its slices.
+
+    The LV is widest at the base and tapers to the apex, so its volume lies towards the basal end (more robust
+    than comparing the two end slices, since a basal crescent can be smaller than an apical slice).
+    """
+    present = np.flatnonzero(lv_ed > 0)
+    if present.size == 0:
+        return True
+    centre = float(np.average(np.arange(lv_ed.size), weights=lv_ed))
+    return centre <= (present[0] + present[-1]) / 2
+
+
 def _end_slice(auto: np.ndarray, manual: np.ndarray, from_base: bool, base_first: bool) -> int | None:
     """The first slice, from the base (or the apex), that either segmentation calls LV (one phase's mL per slice)."""
     present = np.flatnonzero((auto > 0) | (manual > 0))
@@ -172,8 +191,7 @@ def _lvef_by_slice_table(slices: dict[str, dict[str, np.ndarray]], patients: lis
         differences, all_or_nothing = [], 0
         for name in patients:
             auto, manual = slices[name]["auto"].copy(), slices[name]["manual"]
-            rows = np.flatnonzero(manual[0] > 0)
-            base_first = rows.size > 0 and manual[0][rows[0]] >= manual[0][rows[-1]]
+            base_first = _base_first(manual[0])
             flags = []
             for phase in (0, 1):
                 for from_base in ((True, False) if replace == "both" else () if replace is None else (replace,)):

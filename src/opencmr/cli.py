@@ -372,7 +372,7 @@ def _orientation(value: str) -> str:
     from opencmr.qc.orientation_mode import orientation_mode
 
     try:
-        return orientation_mode(value, "--orientation")
+        return orientation_mode(value, "")  # typer names the option
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 

@@ -87,12 +87,14 @@ def batch(
     from opencmr.batch import BatchOptions, read_manifest, run_batch
     from opencmr.cli import console, err_console
     from opencmr.errors import InputError
-    from opencmr.qc.orientation_mode import ORIENTATION_MODES
+    from opencmr.qc.orientation_mode import orientation_mode
 
     if scheduler is not None and (workers is not None or threads_per_worker is not None):
         raise InputError("--scheduler", "--workers and --threads-per-worker size the local cluster; leave them out")
-    if orientation not in ORIENTATION_MODES:
-        raise InputError("--orientation", f"must be correct, check or off, not {orientation!r}")
+    try:
+        orientation_mode(orientation, "")
+    except ValueError as exc:
+        raise InputError("--orientation", str(exc)) from None
     if bsa.lower() not in ("mosteller", "dubois"):
         raise InputError("--bsa", f"unknown formula {bsa!r}; choose mosteller or dubois")
     cohort = read_manifest(manifest)

@@ -33,12 +33,17 @@ def test_an_unknown_mode_is_refused_with_one_message(tmp_path: Path) -> None:
         ServiceConfig(data_dir=tmp_path, orientation="sideways")
 
 
-@pytest.mark.parametrize("command", ["analyze", "diagnose", "segment"])
+@pytest.mark.parametrize("command", ["analyze", "diagnose", "segment", "batch"])
 def test_the_cli_names_the_option(command: str, tmp_path: Path) -> None:
-    out = {"analyze": ["-o", str(tmp_path / "out")], "segment": ["-o", str(tmp_path / "out.nii.gz")]}.get(command, [])
+    out = {
+        "analyze": ["-o", str(tmp_path / "out")],
+        "segment": ["-o", str(tmp_path / "out.nii.gz")],
+        "batch": ["-o", str(tmp_path / "out")],
+    }.get(command, [])
     result = CliRunner().invoke(app, [command, str(tmp_path), *out, "--orientation", "sideways"])
     assert result.exit_code != 0
     text = " ".join(re.sub("[\u2500-\u257f]", " ", result.output).split())  # without rich's box drawing
-    assert "--orientation " + MESSAGE in text
+    # typer: "Invalid value for '--orientation': must be ..."; batch: "error: --orientation: must be ..."
+    assert "--orientation: " + MESSAGE in text.replace("'--orientation'", "--orientation")
     assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.nii.gz").exists()

@@ -16,6 +16,8 @@ ORIENTATION_MODES = ("correct", "check", "off")
 def orientation_mode(value: str, name: str = "orientation") -> str:
     """``value`` when it is one of :data:`ORIENTATION_MODES`; a ValueError naming ``name`` otherwise.
 
+    An empty ``name`` leaves it out of the message (for callers that name the option themselves).
+
     >>> orientation_mode("check")
     'check'
     >>> orientation_mode("sideways", "--orientation")
@@ -24,5 +26,6 @@ def orientation_mode(value: str, name: str = "orientation") -> str:
     ValueError: --orientation must be correct, check or off, not 'sideways'
     """
     if value not in ORIENTATION_MODES:
-        raise ValueError(f"{name} must be correct, check or off, not {value!r}")
+        problem = f"must be correct, check or off, not {value!r}"
+        raise ValueError(f"{name} {problem}" if name else problem)
     return value

@@ -115,6 +115,8 @@ class SliceBank:
     cases: list[Case]
     index: list[tuple[int, int]] = field(init=False)
     boxes: dict[tuple[int, int], tuple[int, int, int, int]] = field(init=False)
+    ends: set[tuple[int, int]] = field(init=False)
+    _probabilities: dict[float, np.ndarray] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.index = [(c, s) for c, case in enumerate(self.cases) for s in range(case.image.shape[0])]
@@ -131,6 +133,13 @@ class SliceBank:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def _draw_probabilities(self, end_slice_weight: float) -> np.ndarray:
+        """Probability of drawing each slice of :attr:`index` when end slices weigh ``end_slice_weight``."""
+        if end_slice_weight not in self._probabilities:
+            weights = np.array([end_slice_weight if key in self.ends else 1.0 for key in self.index])
+            self._probabilities[end_slice_weight] = weights / weights.sum()
+        return self._probabilities[end_slice_weight]
 
     def sample(
         self, rng: np.random.Generator, batch_size: int, patch: tuple[int, int], heart_fraction: float = 0.5,
@@ -154,8 +163,7 @@ class SliceBank:
         if end_slice_weight == 1.0:
             picks = rng.integers(0, len(self.index), batch_size)
         else:
-            weights = np.array([end_slice_weight if key in self.ends else 1.0 for key in self.index])
-            picks = rng.choice(len(self.index), batch_size, p=weights / weights.sum())
+            picks = rng.choice(len(self.index), batch_size, p=self._draw_probabilities(end_slice_weight))
         for b, pick in enumerate(picks):
             c, s = self.index[pick]
             case = self.cases[c]

@@ -109,7 +109,7 @@ class TrainingConfig:
             "n_validation": self.n_validation >= 0,
             "heart_fraction": 0 <= self.heart_fraction <= 1,
             "time_budget_s": self.time_budget_s >= 0,
-            "end_slice_weight": self.end_slice_weight > 0,
+            "end_slice_weight": 0 < self.end_slice_weight < float("inf"),
         }
         bad += [name for name, ok in checks.items() if not ok]
         if bad:
