@@ -59,7 +59,7 @@ CANDIDATES: dict[str, dict[str, object]] = {
     **{f"polish-s{k}": {"context_slices": 2, "patch_size": (208, 208), "learning_rate": 2e-4, "seed": k}
        for k in range(3)},
     # a continuation of v3 (--init) that draws the most basal and apical slice of each heart 3x as often: where
-    # most of the LVEF error comes from (benchmarks/function.py); sized for a CPU (batch 16)
+    # most of the LVEF error comes from (benchmarks/function.py); run on a CPU with --batch-size 16
     "ends-w3": {"context_slices": 2, "patch_size": (208, 208), "learning_rate": 2e-4, "end_slice_weight": 3.0},
 }
 LEVELS = 127  # 7-bit images
