@@ -151,9 +151,8 @@ def main() -> None:
 
 def _lv_slices(labels, frames: tuple[int, int]) -> np.ndarray:  # type: ignore[no-untyped-def]
     """LV blood pool mL per slice at ``frames`` (ED, ES): ``(2, slices)``."""
-    voxel_ml = abs(float(np.linalg.det(labels.geometry.affine[:3, :3]))) / 1000.0
     index = [labels.frame_numbers.index(f) for f in frames]
-    return (labels.data[index] == int(Label.LV_BLOOD_POOL)).sum(axis=(2, 3)) * voxel_ml
+    return (labels.data[index] == int(Label.LV_BLOOD_POOL)).sum(axis=(2, 3)) * labels.geometry.voxel_volume_ml
 
 
 def _base_first(lv_ed: np.ndarray) -> bool:

@@ -140,13 +140,13 @@ def referenced_image_key(ref: Dataset) -> tuple[str, int]:
     return str(ref.ReferencedSOPInstanceUID), int(ref.get("ReferencedFrameNumber", 0) or 0)
 
 
-def _dicom_provenance(study: CineStudy) -> list[dict]:
+def _dicom_provenance(study: CineStudy) -> tuple[object, list[dict]]:
+    """Where the study came from (:func:`require_dicom`) and its provenance's slices, one file per frame each."""
     where = require_dicom(study, "a DICOM SEG", "write NIfTI labels instead")
-    meta = study.metadata
-    slices = list(meta.provenance["slices"])
+    slices = list(study.metadata.provenance["slices"])
     if len(slices) != study.n_slices or any(len(s["files"]) != study.n_frames for s in slices):
         raise InputError(where, "the DICOM provenance does not list one file per frame and slice of the study")
-    return slices
+    return where, slices
 
 
 def _parse_source(text: str, where: object) -> tuple[Source, int]:
@@ -184,8 +184,7 @@ def source_images(study: CineStudy) -> SourceImages:
         The study was not read from DICOM, or a source file is gone, changed
         or unreadable.
     """
-    slices = _dicom_provenance(study)
-    where = study.metadata.source
+    where, slices = _dicom_provenance(study)
     rows, cols = study.geometry.shape[1:]
     headers: dict[Source, int] = {}
     datasets: list[Dataset] = []
@@ -340,8 +339,7 @@ def write_dicom_seg(
     from opencmr import __version__
 
     target = Path(path)
-    where = study.metadata.source if study.metadata.source is not None else "study"
-    _dicom_provenance(study)
+    where, _ = _dicom_provenance(study)  # before anything is written
     check_writable(target, overwrite)
     if not labels.geometry.same_grid(study.geometry):
         raise InputError(where, "the labels are not on the grid of this study (shape or affine differ)")

@@ -411,7 +411,6 @@ class JobManager:
         outcomes: list[tuple[str, dict[str, Any]]] = []
         requeued: list[tuple[str, Future[dict[str, Any]]]] = []
         with self._lock:
-            self._broken.discard(executor)
             jobs = {
                 job_id: active
                 for job_id, active in self._jobs.items()
